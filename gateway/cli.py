@@ -1,0 +1,69 @@
+"""The ``deid-gateway`` command line: one sub-command per operator task."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from gateway.config import ConfigError, Settings, load_settings
+
+Handler = Callable[[argparse.Namespace, Settings], int]
+
+
+def _add_config(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-c", "--config", type=Path, default=None, help="gateway YAML file")
+
+
+def _cmd_config_check(args: argparse.Namespace, settings: Settings) -> int:
+    print(f"configuration OK ({args.config or 'embedded defaults'})")
+    print(f"  receiver {settings.receiver.ae_title}@{settings.receiver.bind_address}:"
+          f"{settings.receiver.port}")
+    for d in settings.destinations:
+        print(f"  destination {d.name}: {d.ae_title}@{d.host}:{d.port}")
+    return 0
+
+
+def _cmd_db_upgrade(args: argparse.Namespace, settings: Settings) -> int:
+    from gateway.db import make_engine, upgrade
+    from gateway.db.engine import current_revision
+
+    engine = make_engine(settings.database.url)
+    upgrade(engine)
+    print(f"database at revision {current_revision(engine)}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="deid-gateway", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("config", help="configuration tools")
+    csub = p.add_subparsers(dest="config_command", required=True)
+    pc = csub.add_parser("check", help="validate a configuration file")
+    _add_config(pc)
+    pc.set_defaults(handler=_cmd_config_check)
+
+    p = sub.add_parser("db", help="database tools")
+    dsub = p.add_subparsers(dest="db_command", required=True)
+    pu = dsub.add_parser("upgrade", help="migrate the database to the newest schema")
+    _add_config(pu)
+    pu.set_defaults(handler=_cmd_db_upgrade)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        settings = load_settings(getattr(args, "config", None))
+    except ConfigError as err:
+        print(f"deid-gateway: {err}", file=sys.stderr)
+        return 2
+    handler: Handler = args.handler
+    return handler(args, settings)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
