@@ -1,0 +1,1 @@
+"""The worker pipeline: stages run in order on one instance, each ending in one outcome."""

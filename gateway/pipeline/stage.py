@@ -1,0 +1,99 @@
+"""The stage interface that every pipeline step implements (filter, pixels, de-identify, verify).
+
+A stage is a callable from the current dataset (changed in place) and a per-instance context to
+an :class:`Outcome`: continue, filter (drop on purpose), quarantine (hold with a reason), or
+retry (a transient failure: the job goes back to the queue). Stages never import each other;
+:mod:`gateway.pipeline.compose` wires them in order.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from pydicom import Dataset
+
+if TYPE_CHECKING:
+    from gateway.config import Settings
+
+
+class OutcomeKind(enum.StrEnum):
+    CONTINUE = "continue"
+    FILTER = "filter"
+    QUARANTINE = "quarantine"
+    RETRY = "retry"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How a stage ended. ``reason`` must never contain a patient value or an original UID."""
+
+    kind: OutcomeKind
+    reason: str = ""
+    # A short, bounded class for metrics labels and filtering ("leak", "rule", "decode", ...).
+    reason_class: str = ""
+
+    @classmethod
+    def proceed(cls) -> Outcome:
+        return _CONTINUE
+
+    @classmethod
+    def filter(cls, reason: str, reason_class: str = "filter") -> Outcome:
+        return cls(OutcomeKind.FILTER, reason, reason_class)
+
+    @classmethod
+    def quarantine(cls, reason: str, reason_class: str) -> Outcome:
+        return cls(OutcomeKind.QUARANTINE, reason, reason_class)
+
+    @classmethod
+    def retry(cls, reason: str, reason_class: str = "transient") -> Outcome:
+        return cls(OutcomeKind.RETRY, reason, reason_class)
+
+
+_CONTINUE = Outcome(OutcomeKind.CONTINUE)
+
+
+@dataclass
+class StageContext:
+    """What a stage knows about the instance besides its dataset; lives for one run of one job.
+
+    ``identifiers`` collects identifying values of the *input* (names, IDs, dates, original
+    UIDs) as stages find them, so that the verify stage can check the output for each one.
+    It is held in memory only and never logged. ``notes`` passes facts between stages, for
+    example ``notes["pixels_cleaned"] = True`` from the pixel stage to the de-identifier, which
+    then records code 113101 (Clean Pixel Data Option).
+    """
+
+    job_id: str
+    calling_ae: str = ""
+    called_ae: str = ""
+    source_path: Path | None = None
+    identifiers: set[str] = field(default_factory=set)
+    notes: dict[str, Any] = field(default_factory=dict)
+    # "name@version" of each ruleset/model that touched the instance, recorded on the job.
+    versions: list[str] = field(default_factory=list)
+
+
+class Stage(Protocol):
+    """One pipeline step."""
+
+    name: str
+
+    def __call__(self, ds: Dataset, ctx: StageContext) -> Outcome: ...
+
+
+@dataclass
+class StageServices:
+    """Per-process resources a stage factory may use (built once per worker process)."""
+
+    settings: Settings
+    # The pseudonym store (gateway.pseudonyms.interface.Pseudonymizer) when one is configured.
+    pseudonymizer: Any = None
+    # Anything else a stage needs that is expensive to build (model clients, caches).
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+class StageFactory(Protocol):
+    def __call__(self, services: StageServices) -> Stage: ...

@@ -1,0 +1,1 @@
+"""Consistent pseudonyms: keyed UID remapping, patient pseudonyms and date offsets (decision 4)."""

@@ -1,0 +1,73 @@
+"""Keyed, deterministic derivations (DESIGN.md decision 4); pure functions of secret and input.
+
+A new UID is ``2.25.`` followed by the integer of the first 16 bytes of
+HMAC-SHA256(secret, original UID) (PS3.5 B.2: a UUID-derived UID under the 2.25 root). Every
+worker and node with the same secret derives the same answer without a lock or a round trip.
+Unsalted hashes are open to dictionary attacks and are never used.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+from functools import lru_cache
+
+from pydicom.uid import UID_dictionary
+
+_WELL_KNOWN = frozenset(UID_dictionary)
+
+
+def _mac(secret: bytes, domain: str, value: str) -> bytes:
+    return hmac.new(secret, f"{domain}\x00{value}".encode(), hashlib.sha256).digest()
+
+
+def is_well_known_uid(uid: str) -> bool:
+    """A UID defined by the standard (SOP classes, transfer syntaxes, coding schemes...)."""
+    return uid in _WELL_KNOWN
+
+
+def uid_for(secret: bytes, original: str) -> str:
+    """``2.25.<int of the first 16 bytes of HMAC-SHA256(secret, original)>``."""
+    digest = hmac.new(secret, original.encode("ascii", "replace"), hashlib.sha256).digest()
+    return f"2.25.{int.from_bytes(digest[:16], 'big')}"
+
+
+def patient_key(patient_id: str, issuer: str) -> str:
+    """The identity a patient pseudonym is keyed by: Patient ID qualified by its issuer."""
+    return f"{issuer}\\{patient_id}"
+
+
+def _token(secret: bytes, domain: str, value: str, length: int) -> str:
+    raw = base64.b32encode(_mac(secret, domain, value)).decode("ascii")
+    return raw[:length]
+
+
+def patient_id_for(secret: bytes, key: str, prefix: str = "P", length: int = 12) -> str:
+    return prefix + _token(secret, "patient-id", key, length)
+
+
+def patient_name_for(secret: bytes, key: str, prefix: str = "ANON") -> str:
+    return f"{prefix}^{_token(secret, 'patient-name', key, 10)}"
+
+
+def identifier_for(secret: bytes, kind: str, original: str, length: int = 14) -> str:
+    """A replacement for a short identifier (SH: at most 16 characters)."""
+    return _token(secret, kind, original, length)
+
+
+@lru_cache(maxsize=65536)
+def _offset(secret: bytes, key: str, low: int, high: int) -> int:
+    span = high - low + 1
+    n = int.from_bytes(_mac(secret, "date-offset", key)[:8], "big")
+    value = low + n % span
+    if value == 0:  # never zero: a zero shift would leave real dates in place
+        value = low if low != 0 else high
+    return value
+
+
+def date_offset_for(secret: bytes, key: str, low: int, high: int) -> int:
+    """A per-patient shift in days within [low, high], never zero."""
+    if low > high or (low == 0 == high):
+        raise ValueError("date offset range must be non-empty and not only zero")
+    return _offset(secret, key, low, high)
