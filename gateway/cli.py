@@ -35,9 +35,46 @@ def _cmd_db_upgrade(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    from gateway.app import serve
+
+    return serve(settings)
+
+
+def _cmd_sink(args: argparse.Namespace, settings: Settings) -> int:
+    from gateway.observe.logs import configure_logging, get_logger
+    from gateway.sink import run_sink
+
+    sink = settings.sink
+    overrides = {k: v for k, v in (("port", args.port), ("root", args.root),
+                                   ("ae_title", args.ae_title)) if v is not None}
+    if overrides:
+        sink = sink.model_copy(update=overrides)
+    configure_logging(settings.logging, process="sink")
+    get_logger("gateway.sink").info("sink_started", ae_title=sink.ae_title, port=sink.port,
+                                    root=str(sink.root))
+    run_sink(sink)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
+    from gateway import admin
+
     parser = argparse.ArgumentParser(prog="deid-gateway", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("serve", help="run the gateway (receiver, workers, forwarders)")
+    _add_config(p)
+    p.set_defaults(handler=_cmd_serve)
+
+    p = sub.add_parser("sink", help="run a local research-PACS sink (storage SCP to a folder)")
+    _add_config(p)
+    p.add_argument("--port", type=int, default=None)
+    p.add_argument("--root", type=Path, default=None)
+    p.add_argument("--ae-title", default=None)
+    p.set_defaults(handler=_cmd_sink)
+
+    admin.register(sub, _add_config)
 
     p = sub.add_parser("config", help="configuration tools")
     csub = p.add_subparsers(dest="config_command", required=True)

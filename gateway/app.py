@@ -1,0 +1,273 @@
+"""Composition and lifecycle of ``deid-gateway serve``: start-up, serve, graceful shutdown.
+
+One serve process runs the SCP (a thread per association), a forwarder thread per destination
+and the janitor; a pool of worker processes runs the pipeline; the embedded sink, when enabled,
+is a child process of its own. SIGTERM stops accepting associations, lets in-flight work finish
+(or hands it back to the queue), and exits with nothing lost; the next start resumes every
+unfinished job.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import multiprocessing as mp
+import os
+import signal
+import tempfile
+import threading
+import time
+from collections.abc import Sequence
+from multiprocessing.process import BaseProcess
+from pathlib import Path
+from typing import IO, Any
+
+from sqlalchemy import Engine
+
+from gateway.config import Settings
+from gateway.db import make_engine, upgrade
+from gateway.forward.scu import Forwarder
+from gateway.jobs.states import JobState
+from gateway.jobs.store import JobStore
+from gateway.observe.logs import configure_logging, get_logger
+from gateway.pipeline.compose import build_pipeline
+from gateway.pipeline.stage import StageServices
+from gateway.pipeline.worker import JobRunner, worker_main
+from gateway.receive.scp import SpoolBudget, StoreHandler, start_receiver
+from gateway.sink import run_sink
+from gateway.spool import Spool
+
+log = get_logger("gateway.app")
+
+
+class StartupError(Exception):
+    """The gateway cannot start; the message says why and what to do."""
+
+
+def configure_pynetdicom(tmpdir: Path) -> None:
+    """Process-wide pynetdicom switches of the serve process (set once at start-up)."""
+    from pynetdicom import _config
+
+    tempfile.tempdir = str(tmpdir)  # received streams land in the spool's file system
+    _config.STORE_RECV_CHUNKED_DATASET = True
+    _config.STORE_SEND_CHUNKED_DATASET = True
+    _config.UNRESTRICTED_STORAGE_SERVICE = True
+    _config.LOG_REQUEST_IDENTIFIERS = False
+    _config.LOG_RESPONSE_IDENTIFIERS = False
+
+
+def open_store(settings: Settings) -> tuple[Engine, JobStore]:
+    engine = make_engine(settings.database.url, settings.database.echo)
+    return engine, JobStore(engine, settings.node_id)
+
+
+def build_services(settings: Settings) -> StageServices:
+    """Per-process resources for the stages (the pseudonym store once that stage runs)."""
+    return StageServices(settings=settings)
+
+
+def build_worker(settings: Settings, owner: str) -> tuple[JobRunner, JobStore]:
+    """Everything one worker process needs (called inside the spawned process)."""
+    configure_logging(settings.logging, process="worker")
+    _engine, store = open_store(settings)
+    spool = Spool(settings.spool.root)
+    services = build_services(settings)
+    stages = build_pipeline(settings.pipeline.stages, services)
+    flush = getattr(services.pseudonymizer, "flush", None)
+    runner = JobRunner(settings, store, spool, stages, owner, flush=flush)
+    return runner, store
+
+
+class SpoolLock:
+    """One serve process per spool: an exclusive lock file held for the process lifetime."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fh: IO[str] | None = None
+
+    def acquire(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fh = open(self.path, "a+")  # noqa: SIM115 (held open until release)
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.close()
+            raise StartupError(
+                f"another gateway is running on the spool {self.path.parent} (lock held)"
+            ) from None
+        self._fh = fh
+
+    def release(self) -> None:
+        if self._fh is not None:
+            fcntl.flock(self._fh, fcntl.LOCK_UN)
+            self._fh.close()
+            self._fh = None
+
+
+class Janitor:
+    """Removes the spool files of sent jobs once their retention has passed."""
+
+    def __init__(self, store: JobStore, spool: Spool, keep_seconds: float) -> None:
+        self._store = store
+        self._spool = spool
+        self._keep = keep_seconds
+
+    def on_sent(self, job_ids: Sequence[str]) -> None:
+        if self._keep <= 0:
+            for job_id in job_ids:
+                self._spool.remove_job(job_id)
+
+    def sweep(self) -> int:
+        """Remove files of sent jobs older than the retention; returns how many jobs."""
+        if self._keep <= 0:
+            return 0
+        cutoff = time.time() - self._keep
+        old = {
+            p.stem
+            for d in (self._spool.incoming, self._spool.outgoing)
+            for p in d.glob("*.dcm")
+            if p.stat().st_mtime < cutoff
+        }
+        removed = 0
+        for job_id in old:
+            info = self._store.get(job_id)
+            if info is not None and info.state == JobState.SENT:
+                self._spool.remove_job(job_id)
+                removed += 1
+        return removed
+
+
+class Gateway:
+    """The serve process: start-up, serve, shutdown as three visible steps."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.spool = Spool(settings.spool.root)
+        self.stop = threading.Event()  # set by SIGTERM/SIGINT: begin shutdown
+        self._fwd_stop = threading.Event()  # forwarders run on until workers have stopped
+        self._ctx = mp.get_context("spawn")
+        self._worker_stop = self._ctx.Event()
+        self._workers: list[BaseProcess] = []
+        self._sink: BaseProcess | None = None
+        self._threads: list[threading.Thread] = []
+        self._forwarders: list[Forwarder] = []
+        self._server: Any = None
+        self._lock = SpoolLock(self.spool.root / "gateway.lock")
+        self.engine: Engine | None = None
+        self.store: JobStore | None = None
+
+    # -- start-up --------------------------------------------------------------------------
+    def start(self) -> None:
+        s = self.settings
+        self.spool.create()
+        self._lock.acquire()
+        self.engine, self.store = open_store(s)
+        upgrade(self.engine)
+        jobs, deliveries = self.store.recover_node()
+        partial = self.spool.clean_tmp()
+        log.info("recovered", jobs=jobs, deliveries=deliveries, partial_files=partial)
+        configure_pynetdicom(self.spool.tmp)
+        if s.sink_enabled:
+            self._sink = self._ctx.Process(target=run_sink, args=(s.sink,), name="sink")
+            self._sink.start()
+        for i in range(s.workers.count):
+            self._workers.append(self._spawn_worker(i))
+        janitor = Janitor(self.store, self.spool, s.spool.keep_sent_seconds)
+        for dest in s.destinations:
+            fwd = Forwarder(dest, self.store, self.spool, self._fwd_stop, janitor.on_sent)
+            self._forwarders.append(fwd)
+            self._thread(fwd.run, f"forward-{dest.name}")
+        self._thread(lambda: self._janitor_loop(janitor), "janitor")
+        budget = SpoolBudget(self.spool, s.spool)
+        handler = StoreHandler(self.store, self.spool, budget, s.receiver.ae_title)
+        self._server = start_receiver(s.receiver, handler)
+        log.info(
+            "started",
+            ae_title=s.receiver.ae_title,
+            address=s.receiver.bind_address,
+            port=self.port,
+            workers=s.workers.count,
+            destinations=[d.name for d in s.destinations],
+            sink=s.sink_enabled,
+        )
+
+    @property
+    def port(self) -> int:
+        return int(self._server.server_address[1]) if self._server is not None else 0
+
+    def _spawn_worker(self, index: int) -> BaseProcess:
+        p = self._ctx.Process(
+            target=worker_main,
+            args=(self.settings, index, self._worker_stop, os.getpid()),
+            name=f"worker-{index}",
+        )
+        p.start()
+        return p
+
+    def _thread(self, target: Any, name: str) -> None:
+        t = threading.Thread(target=target, name=name, daemon=True)
+        t.start()
+        self._threads.append(t)
+
+    def _janitor_loop(self, janitor: Janitor) -> None:
+        while not self._fwd_stop.wait(30.0):
+            with contextlib.suppress(Exception):
+                janitor.sweep()
+
+    # -- serve -----------------------------------------------------------------------------
+    def serve_forever(self) -> None:
+        """Supervise until stopped: a worker that dies is replaced."""
+        while not self.stop.wait(1.0):
+            for i, p in enumerate(self._workers):
+                if not p.is_alive() and not self._worker_stop.is_set():
+                    log.warning("worker_died", worker=i, exitcode=p.exitcode)
+                    self._workers[i] = self._spawn_worker(i)
+
+    # -- shutdown --------------------------------------------------------------------------
+    def shutdown(self, grace: float = 30.0) -> None:
+        """Stop accepting, let in-flight work finish or hand it back, then exit."""
+        log.info("stopping")
+        deadline = time.monotonic() + grace
+        if self._server is not None:
+            ae = self._server.ae
+            self._server.shutdown()  # no new associations
+            while ae.active_associations and time.monotonic() < deadline:
+                time.sleep(0.1)
+            for assoc in ae.active_associations:
+                assoc.abort()  # unacknowledged instances stay with their senders
+        self._worker_stop.set()
+        for p in self._workers:
+            p.join(max(0.1, deadline - time.monotonic()))
+            if p.is_alive():
+                p.terminate()  # its lease is recovered at the next start
+                p.join(5)
+        self.stop.set()
+        self._fwd_stop.set()
+        for t in self._threads:
+            t.join(max(0.1, deadline - time.monotonic()))
+        if self._sink is not None:
+            self._sink.terminate()
+            self._sink.join(5)
+        if self.engine is not None:
+            self.engine.dispose()
+        self._lock.release()
+        log.info("stopped")
+
+
+def serve(settings: Settings) -> int:
+    """``deid-gateway serve``: run until SIGTERM or SIGINT."""
+    configure_logging(settings.logging, process="serve")
+    gw = Gateway(settings)
+    signal.signal(signal.SIGTERM, lambda *_: gw.stop.set())
+    signal.signal(signal.SIGINT, lambda *_: gw.stop.set())
+    try:
+        gw.start()
+    except StartupError as err:
+        log.error("startup_failed", error=str(err))
+        gw.shutdown(grace=1.0)
+        return 1
+    try:
+        gw.serve_forever()
+    finally:
+        gw.shutdown()
+    return 0

@@ -1,0 +1,298 @@
+"""The forwarder: a C-STORE SCU per destination that keeps its association open while there is
+work, retries transient failures with back-off, and quarantines after a permanent refusal.
+
+Contexts: for each (SOP class, transfer syntax) it has to send, it proposes the instance's own
+transfer syntax and, in a second context, Explicit and Implicit VR Little Endian as a fallback
+(PS3.7 D.3.3.2: one abstract syntax may appear in several contexts). If the PACS accepts only
+the fallback, the instance is decompressed and sent uncompressed. Files are sent without being
+decoded (``STORE_SEND_CHUNKED_DATASET``) whenever the exact context was accepted.
+
+Outages: when the destination cannot be reached, the forwarder backs off as a whole and the
+instances' own attempt counts do not grow, so a PACS down for a weekend quarantines nothing.
+An instance's attempts count only responses about that instance (DESIGN decision 8).
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydicom import Dataset, dcmread
+from pydicom.filereader import read_file_meta_info
+from pydicom.uid import UID, ExplicitVRLittleEndian, ImplicitVRLittleEndian
+from pynetdicom import AE
+from pynetdicom.association import Association
+
+from gateway.config import DestinationSettings
+from gateway.jobs.store import ClaimedDelivery, JobStore
+from gateway.outcomes import Next, backoff_delay, classify_store_status
+from gateway.spool import Spool
+
+Observer = Callable[[str, dict[str, str], float], None]
+MAX_CONTEXTS = 128
+UNCOMPRESSED = (ExplicitVRLittleEndian, ImplicitVRLittleEndian)
+
+
+def _ignore(_name: str, _labels: dict[str, str], _value: float) -> None:
+    return None
+
+
+@dataclass
+class DestinationHealth:
+    """What the forwarder last saw of its destination (for /readyz and gauges)."""
+
+    up: bool = False
+    last_contact: float = 0.0
+    consecutive_failures: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Item:
+    delivery: ClaimedDelivery
+    path: Path
+    sop_class: UID
+    transfer_syntax: UID
+
+
+class SendError(Exception):
+    """A permanent problem with one instance (its message carries no patient value)."""
+
+
+class AssociationLost(Exception):
+    """The association failed or the peer aborted: a destination-level, transient failure."""
+
+
+def contexts_for(pairs: Sequence[tuple[UID, UID]]) -> list[tuple[UID, list[UID]]]:
+    """Presentation contexts to propose for the (SOP class, transfer syntax) pairs."""
+    out: list[tuple[UID, list[UID]]] = []
+    seen: set[tuple[str, tuple[str, ...]]] = set()
+    for sop, ts in pairs:
+        for tss in ([ts], list(UNCOMPRESSED)):
+            key = (str(sop), tuple(str(t) for t in tss))
+            if key not in seen:
+                seen.add(key)
+                out.append((sop, tss))
+    return out[:MAX_CONTEXTS]
+
+
+class Forwarder:
+    """Forwards every ready instance of this node to one destination."""
+
+    def __init__(
+        self,
+        dest: DestinationSettings,
+        store: JobStore,
+        spool: Spool,
+        stop: threading.Event,
+        on_sent: Callable[[Sequence[str]], None],
+        observe: Observer = _ignore,
+        lease_seconds: float = 600.0,
+        poll_interval: float = 0.05,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.dest = dest
+        self._store = store
+        self._spool = spool
+        self._stop = stop
+        self._on_sent = on_sent
+        self._observe = observe
+        self._lease = lease_seconds
+        self._poll = poll_interval
+        self._rng = rng or random.Random()
+        self._assoc: Association | None = None
+        self._pairs: list[tuple[UID, UID]] = []
+        self._last_work = time.monotonic()
+        self.health = DestinationHealth()
+
+    # -- association -----------------------------------------------------------------------
+    def _associate(self, needed: Sequence[tuple[UID, UID]]) -> Association:
+        pairs = list(dict.fromkeys([*self._pairs, *needed]))
+        if len(contexts_for(pairs)) >= MAX_CONTEXTS:
+            pairs = list(dict.fromkeys(needed))
+        self._release()
+        ae = AE(ae_title=self.dest.calling_ae_title)
+        ae.network_timeout = self.dest.network_timeout
+        ae.dimse_timeout = self.dest.network_timeout
+        ae.acse_timeout = min(30.0, self.dest.network_timeout)
+        ae.maximum_pdu_size = self.dest.maximum_pdu_size
+        for sop, tss in contexts_for(pairs):
+            ae.add_requested_context(sop, tss)
+        assoc = ae.associate(self.dest.host, self.dest.port, ae_title=self.dest.ae_title)
+        if not assoc.is_established:
+            raise AssociationLost("association not established")
+        self._assoc = assoc
+        self._pairs = pairs
+        self._mark_up()
+        return assoc
+
+    def _release(self) -> None:
+        if self._assoc is not None:
+            try:
+                if self._assoc.is_established:
+                    self._assoc.release()
+            except Exception:
+                self._assoc.abort()
+            self._assoc = None
+
+    def _mark_up(self) -> None:
+        self.health.up = True
+        self.health.last_contact = time.time()
+        self.health.consecutive_failures = 0
+
+    def _accepted(self, sop: UID, ts: UID) -> tuple[bool, bool]:
+        """(exact context accepted, uncompressed fallback accepted) on the open association."""
+        assert self._assoc is not None
+        exact = fallback = False
+        for cx in self._assoc.accepted_contexts:
+            if cx.abstract_syntax != sop:
+                continue
+            if cx.transfer_syntax[0] == ts:
+                exact = True
+            if cx.transfer_syntax[0] in UNCOMPRESSED:
+                fallback = True
+        return exact, fallback
+
+    def _needs_new_association(self, item: Item) -> bool:
+        if self._assoc is None or not self._assoc.is_established:
+            return True
+        return (item.sop_class, item.transfer_syntax) not in self._pairs
+
+    # -- sending ---------------------------------------------------------------------------
+    def _send(self, item: Item) -> int:
+        if self._needs_new_association(item):
+            self._associate([(item.sop_class, item.transfer_syntax)])
+        assert self._assoc is not None
+        exact, fallback = self._accepted(item.sop_class, item.transfer_syntax)
+        payload: Path | Dataset
+        if exact:
+            payload = item.path
+        elif fallback:
+            payload = self._decompressed(item)
+        else:
+            raise SendError("destination accepted no context for this SOP class")
+        rsp = self._assoc.send_c_store(payload)
+        status = rsp.get("Status") if rsp is not None else None
+        if status is None:
+            self._assoc = None if not self._assoc.is_established else self._assoc
+            raise AssociationLost("no response to C-STORE")
+        self._mark_up()
+        return int(status)
+
+    def _decompressed(self, item: Item) -> Dataset:
+        ds = dcmread(item.path)
+        if ds.file_meta.TransferSyntaxUID.is_compressed:
+            try:
+                ds.decompress()
+            except Exception as exc:  # missing codec, corrupt stream
+                raise SendError(
+                    f"destination refused {item.transfer_syntax} and it cannot be decompressed "
+                    f"({type(exc).__name__})"
+                ) from None
+        return ds
+
+    def _item(self, d: ClaimedDelivery) -> Item | None:
+        path = self._spool.outgoing_path(d.job_id)
+        try:
+            meta = read_file_meta_info(path)
+        except FileNotFoundError:
+            self._store.delivery_failed(d.id, "output file missing from spool", None)
+            self._spool.to_quarantine(d.job_id)
+            return None
+        except Exception as exc:
+            self._store.delivery_failed(d.id, f"unreadable output ({type(exc).__name__})", None)
+            self._spool.to_quarantine(d.job_id)
+            return None
+        return Item(d, path, UID(meta.MediaStorageSOPClassUID), UID(meta.TransferSyntaxUID))
+
+    def _fail(self, d: ClaimedDelivery, reason: str, status: int | None) -> None:
+        job_id = self._store.delivery_failed(d.id, reason, status)
+        if job_id is not None:
+            self._spool.to_quarantine(job_id)
+        self._observe("forward_failed", {"destination": self.dest.name}, 1)
+
+    def _retry(self, d: ClaimedDelivery, reason: str, status: int | None) -> None:
+        if d.attempts >= self.dest.max_attempts:
+            self._fail(d, f"{reason} (after {d.attempts} attempts)", status)
+            return
+        delay = backoff_delay(
+            d.attempts, self.dest.backoff_initial, self.dest.backoff_max, self._rng
+        )
+        self._store.delivery_retry(d.id, reason, status, delay)
+        self._observe("forward_retry", {"destination": self.dest.name}, 1)
+
+    def _handle_status(self, item: Item, status: int, sent: list[int]) -> None:
+        cls = classify_store_status(status)
+        d = item.delivery
+        if cls.next is Next.DONE:
+            sent.append(d.id)
+            self._observe(
+                "forwarded",
+                {"destination": self.dest.name, "modality": d.modality or "none"},
+                float(d.size_bytes),
+            )
+        elif cls.next is Next.RETRY:
+            self._retry(d, f"0x{status:04X} {cls.name}", status)
+        else:
+            self._fail(d, f"0x{status:04X} {cls.name}", status)
+
+    def process_batch(self, batch: Sequence[ClaimedDelivery]) -> None:
+        """Send a claimed batch; commit confirmations once per batch."""
+        sent: list[int] = []
+        pending = list(batch)
+        try:
+            while pending:
+                d = pending[0]
+                item = self._item(d)
+                if item is not None:
+                    try:
+                        status = self._send(item)
+                    except SendError as exc:
+                        self._fail(d, str(exc), None)
+                    else:
+                        self._handle_status(item, status, sent)
+                pending.pop(0)
+        except (AssociationLost, OSError, RuntimeError, ValueError):
+            self._destination_down(pending)
+        finally:
+            done = self._store.deliveries_sent(sent)
+            if done:
+                self._on_sent(done)
+
+    def _destination_down(self, untried: Sequence[ClaimedDelivery]) -> None:
+        self._release()
+        self.health.up = False
+        self.health.consecutive_failures += 1
+        self._store.delivery_unclaim([d.id for d in untried])
+        self._observe("destination_down", {"destination": self.dest.name}, 1)
+        delay = backoff_delay(
+            self.health.consecutive_failures,
+            self.dest.backoff_initial,
+            self.dest.backoff_max,
+            self._rng,
+        )
+        self._stop.wait(delay)
+
+    def run(self) -> None:
+        """Loop until stopped: claim, send, release the association when idle."""
+        while not self._stop.is_set():
+            batch = self._store.claim_deliveries(self.dest.name, self.dest.batch_size, self._lease)
+            if not batch:
+                if (
+                    self._assoc is not None
+                    and time.monotonic() - self._last_work > self.dest.idle_release_seconds
+                ):
+                    self._release()
+                self._stop.wait(self._poll)
+                continue
+            self._last_work = time.monotonic()
+            if self._stop.is_set():
+                self._store.delivery_unclaim([d.id for d in batch])
+                break
+            self.process_batch(batch)
+        self._release()

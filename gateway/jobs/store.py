@@ -1,0 +1,506 @@
+"""The job store: durable queue operations on the ``jobs`` and ``deliveries`` tables.
+
+Claims are leases (``lease_until``): a worker that dies leaves its jobs to be claimed again once
+the lease expires. On PostgreSQL claims use ``FOR UPDATE SKIP LOCKED``; on SQLite every
+transaction begins with ``BEGIN IMMEDIATE`` (see :mod:`gateway.db.engine`), which serialises
+claimers. Every state change goes through :func:`~gateway.jobs.states.check_job_transition`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import Engine, and_, delete, func, or_, select, update
+from sqlalchemy.orm import Session
+
+from gateway.db.engine import session_factory
+from gateway.jobs.models import Delivery, Job, utcnow
+from gateway.jobs.states import (
+    UNFINISHED,
+    DeliveryState,
+    JobState,
+    check_delivery_transition,
+    check_job_transition,
+)
+
+Clock = Callable[[], dt.datetime]
+ERROR_MAX = 2000
+
+
+@dataclass(frozen=True)
+class NewJob:
+    """What the receiver knows about an instance it has made durable."""
+
+    id: str
+    calling_ae: str
+    called_ae: str
+    sop_class_uid: str
+    transfer_syntax_uid: str
+    modality: str
+    size_bytes: int
+
+
+@dataclass(frozen=True)
+class ClaimedJob:
+    id: str
+    attempts: int
+    calling_ae: str
+    called_ae: str
+    sop_class_uid: str
+    modality: str
+
+
+@dataclass(frozen=True)
+class ClaimedDelivery:
+    id: int
+    job_id: str
+    destination: str
+    attempts: int
+    sop_class_uid: str
+    modality: str
+    size_bytes: int
+    received_at: dt.datetime
+
+
+@dataclass(frozen=True)
+class JobInfo:
+    """A job as operators see it (``status``, ``quarantine list|show``)."""
+
+    id: str
+    state: str
+    node_id: str
+    calling_ae: str
+    sop_class_uid: str
+    transfer_syntax_uid: str
+    modality: str
+    size_bytes: int
+    attempts: int
+    last_error: str | None
+    reason_class: str | None
+    ruleset: str | None
+    received_at: dt.datetime
+    updated_at: dt.datetime
+    deliveries: tuple[tuple[str, str, int, str | None], ...]
+
+
+def _clip(text: str | None) -> str | None:
+    return None if text is None else text[:ERROR_MAX]
+
+
+def _info(job: Job) -> JobInfo:
+    return JobInfo(
+        id=job.id,
+        state=job.state,
+        node_id=job.node_id,
+        calling_ae=job.calling_ae,
+        sop_class_uid=job.sop_class_uid,
+        transfer_syntax_uid=job.transfer_syntax_uid,
+        modality=job.modality,
+        size_bytes=job.size_bytes,
+        attempts=job.attempts,
+        last_error=job.last_error,
+        reason_class=job.reason_class,
+        ruleset=job.ruleset,
+        received_at=job.received_at,
+        updated_at=job.updated_at,
+        deliveries=tuple(
+            (d.destination, d.state, d.attempts, d.last_error) for d in job.deliveries
+        ),
+    )
+
+
+class JobStore:
+    """Queue operations for one gateway node."""
+
+    def __init__(self, engine: Engine, node_id: str, clock: Clock = utcnow) -> None:
+        self.engine = engine
+        self.node_id = node_id
+        self._session = session_factory(engine)
+        self._now = clock
+
+    # -- receive -------------------------------------------------------------------------
+    def add_received(self, new: NewJob) -> None:
+        """Record a durable instance as ``received`` (one commit; then the SCP may answer)."""
+        now = self._now()
+        with self._session.begin() as s:
+            s.add(
+                Job(
+                    id=new.id,
+                    state=JobState.RECEIVED,
+                    node_id=self.node_id,
+                    calling_ae=new.calling_ae,
+                    called_ae=new.called_ae,
+                    sop_class_uid=new.sop_class_uid,
+                    transfer_syntax_uid=new.transfer_syntax_uid,
+                    modality=new.modality,
+                    size_bytes=new.size_bytes,
+                    attempts=0,
+                    next_attempt_at=now,
+                    received_at=now,
+                    updated_at=now,
+                )
+            )
+
+    # -- workers -------------------------------------------------------------------------
+    def claim(self, owner: str, limit: int, lease_seconds: float) -> list[ClaimedJob]:
+        """Lease up to ``limit`` jobs that are due, or whose previous lease expired."""
+        now = self._now()
+        with self._session.begin() as s:
+            rows = (
+                s.execute(
+                    select(Job)
+                    .where(
+                        Job.node_id == self.node_id,
+                        or_(
+                            and_(Job.state == JobState.RECEIVED, Job.next_attempt_at <= now),
+                            and_(Job.state == JobState.PROCESSING, Job.lease_until < now),
+                        ),
+                    )
+                    .order_by(Job.next_attempt_at)
+                    .limit(limit)
+                    .with_for_update(skip_locked=True)
+                )
+                .scalars()
+                .all()
+            )
+            claimed = []
+            for job in rows:
+                check_job_transition(JobState(job.state), JobState.PROCESSING)
+                job.state = JobState.PROCESSING
+                job.lease_owner = owner
+                job.lease_until = now + dt.timedelta(seconds=lease_seconds)
+                job.attempts += 1
+                job.updated_at = now
+                claimed.append(
+                    ClaimedJob(
+                        job.id, job.attempts, job.calling_ae, job.called_ae,
+                        job.sop_class_uid, job.modality,
+                    )
+                )
+            return claimed
+
+    def _owned(self, s: Session, job_id: str, owner: str | None) -> Job | None:
+        job = s.get(Job, job_id, with_for_update=True)
+        if job is None:
+            return None
+        if owner is not None and (job.state != JobState.PROCESSING or job.lease_owner != owner):
+            return None  # the lease was lost to another worker; its result wins
+        return job
+
+    def _move(self, job: Job, new: JobState, now: dt.datetime) -> None:
+        check_job_transition(JobState(job.state), new)
+        job.state = new
+        job.updated_at = now
+        job.lease_owner = None
+        job.lease_until = None
+        if new in (JobState.SENT, JobState.FILTERED):
+            job.finished_at = now
+
+    def mark_ready(
+        self, job_id: str, owner: str, destinations: Sequence[str], ruleset: str | None
+    ) -> bool:
+        """Processing finished: output is durable; create one pending delivery per destination."""
+        now = self._now()
+        with self._session.begin() as s:
+            job = self._owned(s, job_id, owner)
+            if job is None:
+                return False
+            self._move(job, JobState.READY, now)
+            job.ruleset = ruleset
+            job.last_error = None
+            existing = {d.destination for d in job.deliveries}
+            for name in destinations:
+                if name not in existing:
+                    job.deliveries.append(
+                        Delivery(
+                            destination=name,
+                            state=DeliveryState.PENDING,
+                            attempts=0,
+                            next_attempt_at=now,
+                        )
+                    )
+            return True
+
+    def mark_filtered(self, job_id: str, owner: str, reason: str, reason_class: str) -> bool:
+        now = self._now()
+        with self._session.begin() as s:
+            job = self._owned(s, job_id, owner)
+            if job is None:
+                return False
+            self._move(job, JobState.FILTERED, now)
+            job.last_error = _clip(reason)
+            job.reason_class = reason_class
+            return True
+
+    def quarantine(
+        self, job_id: str, reason: str, reason_class: str, owner: str | None = None
+    ) -> bool:
+        """Hold a job for an operator, with its reason (never a patient value)."""
+        now = self._now()
+        with self._session.begin() as s:
+            job = self._owned(s, job_id, owner)
+            if job is None:
+                return False
+            self._move(job, JobState.QUARANTINED, now)
+            job.last_error = _clip(reason)
+            job.reason_class = reason_class
+            return True
+
+    def release(self, job_id: str, owner: str, error: str | None, delay: float) -> bool:
+        """Give a claimed job back to the queue (shutdown, or a transient failure)."""
+        now = self._now()
+        with self._session.begin() as s:
+            job = self._owned(s, job_id, owner)
+            if job is None:
+                return False
+            self._move(job, JobState.RECEIVED, now)
+            job.next_attempt_at = now + dt.timedelta(seconds=delay)
+            if error is not None:
+                job.last_error = _clip(error)
+            else:
+                job.attempts = max(0, job.attempts - 1)  # not a real attempt
+            return True
+
+    def renew(self, job_ids: Iterable[str], owner: str, lease_seconds: float) -> None:
+        now = self._now()
+        with self._session.begin() as s:
+            s.execute(
+                update(Job)
+                .where(
+                    Job.id.in_(list(job_ids)),
+                    Job.lease_owner == owner,
+                    Job.state == JobState.PROCESSING,
+                )
+                .values(lease_until=now + dt.timedelta(seconds=lease_seconds))
+            )
+
+    def recover_node(self) -> tuple[int, int]:
+        """At start-up (no worker of this node alive): return leased work to the queue."""
+        now = self._now()
+        with self._session.begin() as s:
+            jobs = s.execute(  # type: ignore[attr-defined]
+                update(Job)
+                .where(Job.node_id == self.node_id, Job.state == JobState.PROCESSING)
+                .values(state=JobState.RECEIVED, lease_owner=None, lease_until=None,
+                        next_attempt_at=now, updated_at=now)
+            ).rowcount
+            deliveries = s.execute(  # type: ignore[attr-defined]
+                update(Delivery)
+                .where(
+                    Delivery.state == DeliveryState.SENDING,
+                    Delivery.job_id.in_(select(Job.id).where(Job.node_id == self.node_id)),
+                )
+                .values(state=DeliveryState.PENDING, lease_until=None, next_attempt_at=now)
+            ).rowcount
+        return int(jobs or 0), int(deliveries or 0)
+
+    # -- forwarders ----------------------------------------------------------------------
+    def claim_deliveries(
+        self, destination: str, limit: int, lease_seconds: float
+    ) -> list[ClaimedDelivery]:
+        """Lease up to ``limit`` due deliveries of this node to ``destination``."""
+        now = self._now()
+        with self._session.begin() as s:
+            rows = s.execute(
+                select(Delivery, Job)
+                .join(Job, Delivery.job_id == Job.id)
+                .where(
+                    Job.node_id == self.node_id,
+                    Job.state == JobState.READY,
+                    Delivery.destination == destination,
+                    or_(
+                        and_(
+                            Delivery.state == DeliveryState.PENDING,
+                            Delivery.next_attempt_at <= now,
+                        ),
+                        and_(
+                            Delivery.state == DeliveryState.SENDING,
+                            Delivery.lease_until < now,
+                        ),
+                    ),
+                )
+                .order_by(Delivery.next_attempt_at, Delivery.id)
+                .limit(limit)
+                .with_for_update(skip_locked=True, of=Delivery)
+            ).all()
+            out = []
+            for d, job in rows:
+                check_delivery_transition(DeliveryState(d.state), DeliveryState.SENDING)
+                d.state = DeliveryState.SENDING
+                d.lease_until = now + dt.timedelta(seconds=lease_seconds)
+                d.attempts += 1
+                out.append(
+                    ClaimedDelivery(
+                        d.id, job.id, destination, d.attempts, job.sop_class_uid,
+                        job.modality, job.size_bytes, job.received_at,
+                    )
+                )
+            return out
+
+    def deliveries_sent(self, delivery_ids: Sequence[int], status: int = 0) -> list[str]:
+        """Record confirmed deliveries; returns the jobs that are now completely sent."""
+        if not delivery_ids:
+            return []
+        now = self._now()
+        done: list[str] = []
+        with self._session.begin() as s:
+            rows = s.execute(
+                select(Delivery).where(Delivery.id.in_(list(delivery_ids)))
+            ).scalars().all()
+            job_ids = set()
+            for d in rows:
+                if d.state == DeliveryState.SENT:
+                    continue
+                check_delivery_transition(DeliveryState(d.state), DeliveryState.SENT)
+                d.state = DeliveryState.SENT
+                d.sent_at = now
+                d.lease_until = None
+                d.last_status = status
+                d.last_error = None
+                job_ids.add(d.job_id)
+            s.flush()
+            for job_id in sorted(job_ids):
+                job = s.get(Job, job_id)
+                if job is None or job.state != JobState.READY:
+                    continue
+                if all(d.state == DeliveryState.SENT for d in job.deliveries):
+                    self._move(job, JobState.SENT, now)
+                    done.append(job_id)
+        return done
+
+    def delivery_retry(
+        self, delivery_id: int, error: str, status: int | None, delay: float
+    ) -> None:
+        now = self._now()
+        with self._session.begin() as s:
+            d = s.get(Delivery, delivery_id)
+            if d is None or d.state != DeliveryState.SENDING:
+                return
+            check_delivery_transition(DeliveryState(d.state), DeliveryState.PENDING)
+            d.state = DeliveryState.PENDING
+            d.lease_until = None
+            d.last_error = _clip(error)
+            d.last_status = status
+            d.next_attempt_at = now + dt.timedelta(seconds=delay)
+
+    def delivery_unclaim(self, delivery_ids: Sequence[int]) -> None:
+        """Give leased deliveries back untried (shutdown, or association could not carry them)."""
+        if not delivery_ids:
+            return
+        now = self._now()
+        with self._session.begin() as s:
+            for d in s.execute(
+                select(Delivery).where(
+                    Delivery.id.in_(list(delivery_ids)), Delivery.state == DeliveryState.SENDING
+                )
+            ).scalars():
+                d.state = DeliveryState.PENDING
+                d.lease_until = None
+                d.attempts = max(0, d.attempts - 1)
+                d.next_attempt_at = now
+
+    def delivery_failed(self, delivery_id: int, error: str, status: int | None) -> str | None:
+        """A permanent failure: the delivery fails and its job goes to quarantine."""
+        now = self._now()
+        with self._session.begin() as s:
+            d = s.get(Delivery, delivery_id)
+            if d is None or d.state in (DeliveryState.SENT, DeliveryState.FAILED):
+                return None
+            check_delivery_transition(DeliveryState(d.state), DeliveryState.FAILED)
+            d.state = DeliveryState.FAILED
+            d.lease_until = None
+            d.last_error = _clip(error)
+            d.last_status = status
+            job = s.get(Job, d.job_id)
+            if job is not None and job.state == JobState.READY:
+                self._move(job, JobState.QUARANTINED, now)
+                job.last_error = _clip(f"forward to {d.destination}: {error}")
+                job.reason_class = "forward"
+            return d.job_id
+
+    # -- operators and metrics -----------------------------------------------------------
+    def counts(self) -> dict[str, int]:
+        with self._session() as s:
+            rows = s.execute(select(Job.state, func.count()).group_by(Job.state)).all()
+        out = {st.value: 0 for st in JobState}
+        out.update({state: int(n) for state, n in rows})
+        return out
+
+    def delivery_counts(self) -> dict[str, dict[str, int]]:
+        with self._session() as s:
+            rows = s.execute(
+                select(Delivery.destination, Delivery.state, func.count()).group_by(
+                    Delivery.destination, Delivery.state
+                )
+            ).all()
+        out: dict[str, dict[str, int]] = {}
+        for dest, state, n in rows:
+            out.setdefault(dest, {st.value: 0 for st in DeliveryState})[state] = int(n)
+        return out
+
+    def unfinished_bytes(self) -> int:
+        with self._session() as s:
+            total = s.execute(
+                select(func.coalesce(func.sum(Job.size_bytes), 0)).where(
+                    Job.node_id == self.node_id, Job.state.in_([st.value for st in UNFINISHED])
+                )
+            ).scalar_one()
+        return int(total)
+
+    def get(self, job_id: str) -> JobInfo | None:
+        with self._session() as s:
+            job = s.get(Job, job_id)
+            return None if job is None else _info(job)
+
+    def find(self, prefix: str) -> list[JobInfo]:
+        """Jobs whose id starts with ``prefix`` (operators type short ids)."""
+        with self._session() as s:
+            jobs = s.execute(
+                select(Job).where(Job.id.like(f"{prefix}%")).limit(10)
+            ).scalars().all()
+            return [_info(j) for j in jobs]
+
+    def list_state(self, state: JobState, limit: int = 1000) -> list[JobInfo]:
+        with self._session() as s:
+            jobs = s.execute(
+                select(Job).where(Job.state == state).order_by(Job.updated_at).limit(limit)
+            ).scalars().all()
+            return [_info(j) for j in jobs]
+
+    def release_quarantined(self, job_id: str) -> bool:
+        """Operator release: the job is processed again from its original bytes."""
+        now = self._now()
+        with self._session.begin() as s:
+            job = s.get(Job, job_id, with_for_update=True)
+            if job is None or job.state != JobState.QUARANTINED:
+                return False
+            self._move(job, JobState.RECEIVED, now)
+            job.attempts = 0
+            job.next_attempt_at = now
+            for d in list(job.deliveries):
+                if d.state != DeliveryState.SENT:
+                    job.deliveries.remove(d)
+            return True
+
+    def purge(self, job_id: str) -> bool:
+        """Operator purge of a quarantined job: its row and deliveries are deleted."""
+        with self._session.begin() as s:
+            job = s.get(Job, job_id, with_for_update=True)
+            if job is None or job.state != JobState.QUARANTINED:
+                return False
+            s.execute(delete(Delivery).where(Delivery.job_id == job_id))
+            s.delete(job)
+            return True
+
+    def oldest_age_seconds(self) -> dict[str, float]:
+        """Age of the oldest job per unfinished state, for the 'stuck' alert."""
+        now = self._now()
+        with self._session() as s:
+            rows = s.execute(
+                select(Job.state, func.min(Job.updated_at))
+                .where(Job.state.in_([st.value for st in UNFINISHED] + [JobState.QUARANTINED]))
+                .group_by(Job.state)
+            ).all()
+        return {state: max(0.0, (now - t).total_seconds()) for state, t in rows if t is not None}

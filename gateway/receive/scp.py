@@ -1,0 +1,229 @@
+"""The C-STORE SCP: persist the received bytes, enqueue a job, and only then answer Success.
+
+pynetdicom is run with ``STORE_RECV_CHUNKED_DATASET`` so that every P-DATA fragment is written
+straight to a file in the spool's ``tmp/`` folder as it arrives: a multi-GB whole-slide image is
+never held in memory, and the pixel data is never decoded or re-encoded. The handler then
+fsyncs that file, renames it into ``incoming/``, fsyncs the folder, commits the job row and
+answers 0x0000. Any failure on that path, or a spool above its limit, answers 0xA700 (Refused:
+Out of Resources, PS3.4 B.2.3) so that the sender keeps the image and retries (DESIGN decision 1).
+"""
+
+from __future__ import annotations
+
+import ssl
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydicom import dcmread
+from pydicom.errors import InvalidDicomError
+from pynetdicom import AE, evt
+from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
+from pynetdicom.transport import ThreadedAssociationServer
+
+from gateway.config import ReceiverSettings, SpoolSettings
+from gateway.jobs.store import JobStore, NewJob
+from gateway.outcomes import STATUS_CANNOT_UNDERSTAND, STATUS_OUT_OF_RESOURCES, STATUS_SUCCESS
+from gateway.receive import allowlist, negotiation
+from gateway.spool import Spool
+
+# Hooks for observability: (event name, labels) -> None. Never given patient values.
+Observer = Callable[[str, dict[str, str], float], None]
+
+
+def _ignore(_name: str, _labels: dict[str, str], _value: float) -> None:
+    return None
+
+
+@dataclass(frozen=True)
+class HeaderFacts:
+    """What the receiver reads from a stored header: nothing identifying."""
+
+    sop_class_uid: str
+    transfer_syntax_uid: str
+    modality: str
+
+
+def read_header_facts(path: Path) -> HeaderFacts:
+    """Parse the header (not the pixel data) to refuse what cannot be understood."""
+    ds = dcmread(path, stop_before_pixels=True, specific_tags=["SOPClassUID", "Modality"])
+    ts = str(ds.file_meta.get("TransferSyntaxUID", ""))
+    return HeaderFacts(
+        sop_class_uid=str(ds.get("SOPClassUID", "")),
+        transfer_syntax_uid=ts,
+        modality=str(ds.get("Modality", ""))[:16],
+    )
+
+
+class SpoolBudget:
+    """Back-pressure: bytes of unfinished work in the spool, refreshed from disk periodically.
+
+    Workers and forwarders (other processes and threads) remove files, so the count is
+    rescanned every ``refresh`` seconds; between scans, received bytes are added at once so that
+    a burst cannot overshoot the limit.
+    """
+
+    def __init__(self, spool: Spool, settings: SpoolSettings, refresh: float = 1.0) -> None:
+        self._spool = spool
+        self._max = settings.max_bytes
+        self._min_free = settings.min_free_bytes
+        self._refresh = refresh
+        self._lock = threading.Lock()
+        self._used = spool.used_bytes()
+        self._free = spool.free_bytes()
+        self._scanned = time.monotonic()
+
+    def _rescan(self) -> None:
+        now = time.monotonic()
+        if now - self._scanned >= self._refresh:
+            self._used = self._spool.used_bytes()
+            self._free = self._spool.free_bytes()
+            self._scanned = now
+
+    def refuse_reason(self) -> str | None:
+        """Why a new instance must be refused now, or None."""
+        with self._lock:
+            self._rescan()
+            if self._used >= self._max:
+                return "spool_full"
+            if self._free <= self._min_free:
+                return "disk_full"
+            return None
+
+    def add(self, nbytes: int) -> None:
+        with self._lock:
+            self._used += nbytes
+            self._free -= nbytes
+
+    @property
+    def used(self) -> int:
+        return self._used
+
+    @property
+    def free(self) -> int:
+        return self._free
+
+
+class StoreHandler:
+    """The EVT_C_STORE handler: durable write, job row, then the status."""
+
+    def __init__(
+        self,
+        store: JobStore,
+        spool: Spool,
+        budget: SpoolBudget,
+        called_ae: str,
+        observe: Observer = _ignore,
+    ) -> None:
+        self._store = store
+        self._spool = spool
+        self._budget = budget
+        self._called_ae = called_ae
+        self._observe = observe
+
+    def __call__(self, event: Any) -> int:
+        calling = str(event.assoc.requestor.ae_title).strip()
+        labels = {"calling_ae": calling}
+        refused = self._budget.refuse_reason()
+        if refused is not None:
+            self._observe("store_refused", {**labels, "reason": refused}, 1)
+            return STATUS_OUT_OF_RESOURCES
+        path = Path(event.dataset_path)
+        try:
+            facts = read_header_facts(path)
+        except (InvalidDicomError, EOFError, ValueError, KeyError, TypeError, OSError):
+            self._observe("store_refused", {**labels, "reason": "cannot_understand"}, 1)
+            return STATUS_CANNOT_UNDERSTAND
+        job_id = uuid.uuid4().hex
+        size = path.stat().st_size
+        try:
+            final = self._spool.commit_incoming(path, job_id)
+        except OSError:
+            self._observe("store_refused", {**labels, "reason": "spool_write"}, 1)
+            return STATUS_OUT_OF_RESOURCES
+        try:
+            self._store.add_received(
+                NewJob(
+                    id=job_id,
+                    calling_ae=calling[:16],
+                    called_ae=self._called_ae,
+                    sop_class_uid=facts.sop_class_uid[:64],
+                    transfer_syntax_uid=facts.transfer_syntax_uid[:64],
+                    modality=facts.modality,
+                    size_bytes=size,
+                )
+            )
+        except Exception:
+            # The row is not committed: the sender will retry, so the file must not linger.
+            final.unlink(missing_ok=True)
+            self._observe("store_refused", {**labels, "reason": "database"}, 1)
+            return STATUS_OUT_OF_RESOURCES
+        self._budget.add(size)
+        self._observe(
+            "stored", {**labels, "modality": facts.modality or "none"}, float(size)
+        )
+        return STATUS_SUCCESS
+
+
+def _on_requested(allowed: tuple[Any, ...], observe: Observer) -> Callable[[Any], None]:
+    def handler(event: Any) -> None:
+        assoc = event.assoc
+        calling = str(assoc.requestor.primitive.calling_ae_title).strip()
+        address = str(assoc.requestor.address)
+        if not allowlist.is_allowed(allowed, calling, address):
+            observe("association_rejected", {"reason": "not_allowed"}, 1)
+            assoc.acse.send_reject(
+                allowlist.REJECT_PERMANENT,
+                allowlist.SOURCE_SERVICE_USER,
+                allowlist.DIAG_CALLING_AE_NOT_RECOGNIZED,
+            )
+            assoc.is_rejected = True
+            assoc.kill()
+        else:
+            observe("association_accepted", {"calling_ae": calling}, 1)
+
+    return handler
+
+
+def _ssl_context(settings: ReceiverSettings) -> ssl.SSLContext | None:
+    tls = settings.tls
+    if tls is None:
+        return None
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(str(tls.certificate), str(tls.private_key))
+    if tls.ca_certificates is not None:
+        ctx.load_verify_locations(str(tls.ca_certificates))
+    ctx.verify_mode = ssl.CERT_REQUIRED if tls.require_client_certificate else ssl.CERT_NONE
+    return ctx
+
+
+def start_receiver(
+    settings: ReceiverSettings,
+    handler: StoreHandler,
+    observe: Observer = _ignore,
+) -> ThreadedAssociationServer:
+    """Start the SCP in the background; returns the server (``shutdown()`` stops accepting)."""
+    negotiation.install()
+    ae = AE(ae_title=settings.ae_title)
+    ae.maximum_associations = settings.max_associations
+    ae.maximum_pdu_size = settings.maximum_pdu_size
+    ae.network_timeout = settings.network_timeout
+    ae.dimse_timeout = settings.network_timeout
+    ae.acse_timeout = min(30.0, settings.network_timeout)
+    ae.add_supported_context(Verification)
+    handlers = [
+        (evt.EVT_C_STORE, handler),
+        (evt.EVT_REQUESTED, _on_requested(settings.allowed_callers, observe)),
+    ]
+    server = ae.start_server(
+        (settings.bind_address, settings.port),
+        block=False,
+        evt_handlers=handlers,  # type: ignore[arg-type]
+        ssl_context=_ssl_context(settings),
+    )
+    assert server is not None  # block=False always returns the server
+    return server
