@@ -231,7 +231,12 @@ class Gateway:
         if self._server is not None:
             ae = self._server.ae
             self._server.shutdown()  # no new associations
-            while ae.active_associations and time.monotonic() < deadline:
+            # Established associations may finish what they are sending; a connection that
+            # has not even asked for an association yet is simply closed.
+            while (
+                any(a.is_established for a in ae.active_associations)
+                and time.monotonic() < deadline
+            ):
                 time.sleep(0.1)
             for assoc in ae.active_associations:
                 assoc.abort()  # unacknowledged instances stay with their senders
