@@ -24,6 +24,7 @@ from typing import IO, Any
 
 from sqlalchemy import Engine
 
+from gateway import flowcontrol
 from gateway.config import Settings
 from gateway.db import make_engine, upgrade
 from gateway.forward.scu import Forwarder
@@ -48,6 +49,7 @@ def configure_pynetdicom(tmpdir: Path) -> None:
     """Process-wide pynetdicom switches of the serve process (set once at start-up)."""
     from pynetdicom import _config
 
+    flowcontrol.install()
     tempfile.tempdir = str(tmpdir)  # received streams land in the spool's file system
     _config.STORE_RECV_CHUNKED_DATASET = True
     _config.STORE_SEND_CHUNKED_DATASET = True

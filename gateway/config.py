@@ -60,7 +60,8 @@ class ReceiverSettings(_Model):
     bind_address: str = "127.0.0.1"
     port: int = Field(default=11112, ge=1, le=65535)
     max_associations: int = Field(default=32, ge=1, le=1024)
-    maximum_pdu_size: int = Field(default=0, ge=0)
+    # Largest PDU we accept (PS3.8 D.1); bounded so that one PDU never holds a whole image.
+    maximum_pdu_size: int = Field(default=262144, ge=4096, le=16 * 1024 * 1024)
     # Empty list: any calling AE title is accepted.
     allowed_callers: tuple[AllowedCaller, ...] = ()
     # Association idle timeout (seconds) before the gateway aborts a silent peer.
@@ -127,7 +128,7 @@ class DestinationSettings(_Model):
     idle_release_seconds: float = Field(default=5.0, ge=0)
     batch_size: int = Field(default=64, ge=1, le=10000)
     network_timeout: float = Field(default=60.0, gt=0)
-    maximum_pdu_size: int = Field(default=0, ge=0)
+    maximum_pdu_size: int = Field(default=262144, ge=4096, le=16 * 1024 * 1024)
 
     _ae = field_validator("ae_title", "calling_ae_title")(_check_ae_title)
 

@@ -19,6 +19,7 @@ from pydicom import dcmread
 from pynetdicom import AE, _config, evt
 from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
 
+from gateway import flowcontrol
 from gateway.config import SinkSettings
 from gateway.spool import fsync_dir, fsync_file
 
@@ -70,6 +71,7 @@ def start_sink(settings: SinkSettings, fsync: bool = True) -> tuple[Any, SinkHan
     root = settings.root.resolve()
     (root / ".tmp").mkdir(parents=True, exist_ok=True)
     tempfile.tempdir = str(root / ".tmp")  # received streams land on the same file system
+    flowcontrol.install()
     _config.STORE_RECV_CHUNKED_DATASET = True
     _config.UNRESTRICTED_STORAGE_SERVICE = True
     _config.LOG_REQUEST_IDENTIFIERS = False

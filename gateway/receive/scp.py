@@ -32,6 +32,7 @@ from gateway.receive import allowlist, negotiation
 from gateway.spool import Spool
 
 # Hooks for observability: (event name, labels) -> None. Never given patient values.
+UNDEFINED_LENGTH = 0xFFFFFFFF
 Observer = Callable[[str, dict[str, str], float], None]
 
 
@@ -49,8 +50,16 @@ class HeaderFacts:
 
 
 def read_header_facts(path: Path) -> HeaderFacts:
-    """Parse the header (not the pixel data) to refuse what cannot be understood."""
-    ds = dcmread(path, stop_before_pixels=True, specific_tags=["SOPClassUID", "Modality"])
+    """Parse the dataset's structure (values over 256 bytes are skipped, not read) and refuse
+    one that cannot be understood: unparseable, or an element running past the end of the
+    data (a truncated stream, which pydicom alone would read short without complaint)."""
+    size = path.stat().st_size
+    ds = dcmread(path, defer_size=256)
+    for elem in ds._dict.values():
+        tell = getattr(elem, "value_tell", None)
+        length = getattr(elem, "length", 0)
+        if tell is not None and length != UNDEFINED_LENGTH and tell + length > size:
+            raise ValueError("element value runs past the end of the data set")
     ts = str(ds.file_meta.get("TransferSyntaxUID", ""))
     return HeaderFacts(
         sop_class_uid=str(ds.get("SOPClassUID", "")),
