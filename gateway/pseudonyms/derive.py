@@ -29,8 +29,12 @@ def is_well_known_uid(uid: str) -> bool:
 
 
 def uid_for(secret: bytes, original: str) -> str:
-    """``2.25.<int of the first 16 bytes of HMAC-SHA256(secret, original)>``."""
-    digest = hmac.new(secret, original.encode("ascii", "replace"), hashlib.sha256).digest()
+    """``2.25.<int of the first 16 bytes of HMAC-SHA256(secret, original)>``.
+
+    The UID is hashed as its UTF-8 bytes: for every valid UID (ASCII digits and dots) that is
+    its ASCII form; a malformed non-ASCII value still maps injectively (no ``?`` replacement).
+    """
+    digest = hmac.new(secret, original.encode("utf-8", "surrogatepass"), hashlib.sha256).digest()
     return f"2.25.{int.from_bytes(digest[:16], 'big')}"
 
 
