@@ -185,6 +185,10 @@ class PseudonymSettings(_Model):
     reidentification_enabled: bool = False
     # Entries per kind in each worker's in-process LRU cache (0: no cache).
     cache_size: int = Field(default=65536, ge=0, le=10_000_000)
+    # false: a flush commits without waiting for the disk; the worker's following (durable)
+    # commit of the job state in the same database makes it durable too. true: every flush
+    # waits for the disk itself (for callers that commit nothing after flushing).
+    durable_flush: bool = False
 
     @model_validator(mode="after")
     def _check(self) -> PseudonymSettings:

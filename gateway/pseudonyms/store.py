@@ -6,11 +6,20 @@ the path of :meth:`PseudonymStore.uid` or :meth:`PseudonymStore.identifier` at a
 
 Write-behind, and when rows are durable. Queued rows are written by :meth:`PseudonymStore.flush`
 in one transaction (insert-if-absent: PostgreSQL ``INSERT ... ON CONFLICT DO NOTHING``, SQLite
-``INSERT OR IGNORE``) and then read back and compared. **The worker calls ``flush()`` after the
-stages ran and before it marks the job ready**, so every row an outgoing instance depends on is
-committed before the instance can leave the gateway; a failed flush leaves the rows queued (the
-next flush writes them) and the job must be retried. Flushes are serialised per store, so a
-flush that returns has committed everything any earlier call handed out.
+``INSERT OR IGNORE``) and, unless all were new, read back and compared. **The worker calls
+``flush()`` after the stages ran and before it commits the job's next state (ready, or
+quarantined) in the same database**, so every row an outgoing instance depends on is committed
+before the instance can leave the gateway; a failed flush leaves the rows queued (the next
+flush writes them) and the job must be retried. Flushes are serialised per store, so a flush
+that returns has committed everything any earlier call handed out.
+
+Durability. By default (``durable_flush: false``) a flush commits without waiting for the
+disk, and the worker's own durable commit of the job state, which follows in the same
+database, makes the rows durable too (one write-ahead log, flushed in order; see
+:class:`HotConnection`). That removes an fsync per instance from the hot path (about 1 ms on
+PostgreSQL here). A power cut between the two loses only rows whose job is not ready yet; the
+job runs again and writes them again. Callers that commit nothing after a flush set
+``durable_flush: true``.
 
 Patients. A patient miss reads the database (the site lookup table lives there); an absent
 patient follows ``lookup_policy``: ``quarantine`` raises :class:`PseudonymUnavailable`,
@@ -27,6 +36,7 @@ duplicates impossible and rows are inserted in a sorted order so PostgreSQL cann
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 import threading
 from collections import OrderedDict
@@ -35,7 +45,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 import structlog
-from sqlalchemy import Connection, Engine, Insert, Table, select
+from sqlalchemy import Connection, Engine, Insert, Table, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import OperationalError
@@ -109,7 +119,8 @@ def _retryable(err: OperationalError) -> bool:
 
 
 def run_transaction(engine: Engine, work: Callable[[Connection], T]) -> T:
-    """Run ``work`` in one transaction, again on a PostgreSQL deadlock or serialisation error."""
+    """Run ``work`` in one durable transaction, again on a PostgreSQL deadlock or
+    serialisation error (used off the hot path: imports, the secret check)."""
     for attempt in range(_RETRIES):
         try:
             with engine.begin() as conn:
@@ -119,6 +130,89 @@ def run_transaction(engine: Engine, work: Callable[[Connection], T]) -> T:
                 raise
             log.warning("pseudonym transaction retried", attempt=attempt + 1)
     raise AssertionError("unreachable")
+
+
+class HotConnection:
+    """The store's own connection for the hot path, configured once, used under a lock.
+
+    PostgreSQL: autocommit, so each multi-row insert-if-absent is one atomic statement and
+    one round trip; SQLite: a short ``BEGIN IMMEDIATE`` transaction per call. Unless
+    ``durable`` is set, commits do not wait for the disk (PostgreSQL ``synchronous_commit
+    off``, SQLite ``synchronous=NORMAL`` for this connection only). Such a commit is visible at
+    once and becomes durable with the next durable commit on the same database, because both
+    engines write one log (WAL) in order and flushing it to a later commit flushes every
+    earlier one; the worker's commit of the job state that follows a flush is that commit.
+    """
+
+    def __init__(self, engine: Engine, durable: bool) -> None:
+        self._engine = engine
+        self._durable = durable
+        self._pg = engine.dialect.name == "postgresql"
+        self._conn: Connection | None = None
+        self._lock = threading.RLock()
+
+    def _open(self) -> Connection:
+        if self._pg:
+            conn = self._engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+            if not self._durable:
+                conn.exec_driver_sql("SET synchronous_commit TO OFF")
+                conn.commit()
+            return conn
+        conn = self._engine.connect()
+        if not self._durable:
+            raw: Any = conn.connection.dbapi_connection
+            raw.execute("PRAGMA synchronous=NORMAL")
+        return conn
+
+    def _connection(self) -> Connection:
+        conn = self._conn
+        if conn is None or conn.closed or conn.invalidated:
+            if conn is not None:
+                conn.close()
+            conn = self._conn = self._open()
+        return conn
+
+    def _once(self, work: Callable[[Connection], T]) -> T:
+        conn = self._connection()
+        if self._pg:
+            try:
+                result = work(conn)
+            except BaseException:
+                conn.rollback()
+                raise
+            conn.commit()
+            return result
+        with conn.begin():
+            return work(conn)
+
+    def run(self, work: Callable[[Connection], T]) -> T:
+        """Run ``work``; again on a PostgreSQL deadlock or serialisation error."""
+        with self._lock:
+            for attempt in range(_RETRIES):
+                try:
+                    return self._once(work)
+                except OperationalError as err:
+                    if attempt == _RETRIES - 1 or not _retryable(err):
+                        raise
+                    log.warning("pseudonym transaction retried", attempt=attempt + 1)
+            raise AssertionError("unreachable")
+
+    def close(self) -> None:
+        """Give the connection back to the pool as durable as it came."""
+        with self._lock:
+            conn, self._conn = self._conn, None
+            if conn is None or conn.closed:
+                return
+            try:
+                if not self._durable and not conn.invalidated:
+                    if self._pg:
+                        conn.exec_driver_sql("RESET synchronous_commit")
+                        conn.commit()
+                    else:
+                        conn.connection.dbapi_connection.execute(  # type: ignore[union-attr]
+                            "PRAGMA synchronous=FULL")
+            finally:
+                conn.close()
 
 
 def _chunks(items: Sequence[T], size: int = _READ_CHUNK) -> Iterable[Sequence[T]]:
@@ -157,23 +251,46 @@ def read_patient(conn: Connection, key: str) -> StoredPatient | None:
     return None if row is None else _to_patient(row)
 
 
+# PostgreSQL: all rows of a flush in one statement and one round trip (arrays, unnested in
+# order), a cached statement whose row count is exact.
+_PG_INSERT_MAP = text(
+    "INSERT INTO pseudonym_map (kind, original, pseudonym, first_seen, node_id) "
+    "SELECT k, o, p, :first_seen, :node_id "
+    "FROM unnest(CAST(:kinds AS text[]), CAST(:originals AS text[]), "
+    "CAST(:pseudonyms AS text[])) AS t(k, o, p) "
+    "ON CONFLICT DO NOTHING"
+)
+
+
+def _insert_map_chunk(
+    conn: Connection, chunk: Sequence[tuple[str, str]], rows: dict[tuple[str, str], str],
+    node_id: str, now: dt.datetime,
+) -> int:
+    """Insert-if-absent one chunk of rows; returns how many were new."""
+    if conn.dialect.name == "postgresql":
+        params = {"kinds": [k for k, _ in chunk], "originals": [o for _, o in chunk],
+                  "pseudonyms": [rows[key] for key in chunk], "first_seen": now,
+                  "node_id": node_id}
+        return conn.execute(_PG_INSERT_MAP, params).rowcount
+    values = [{"kind": k, "original": o, "pseudonym": rows[(k, o)], "first_seen": now,
+               "node_id": node_id} for k, o in chunk]
+    # sqlite3 sums the row counts of an executemany (INSERT OR IGNORE counts inserted rows).
+    return conn.execute(insert_ignore(MAP, "sqlite"), values).rowcount
+
+
 def write_map_rows(conn: Connection, rows: dict[tuple[str, str], str], node_id: str) -> None:
     """Insert-if-absent the ``(kind, original) -> pseudonym`` rows, then check them.
 
-    Raises :class:`PseudonymConflict` when a stored row disagrees, or when a pseudonym is
-    already taken by another original (a collision, or a map written with another secret).
+    When every row was inserted here (the row count says so) they hold our values;
+    otherwise the stored rows are read back and compared. Raises :class:`PseudonymConflict`
+    when a stored row disagrees, or when a pseudonym is already taken by another original (a
+    collision, or a map written with another secret).
     """
-    keys = sorted(rows)
+    keys = sorted(rows)  # one lock order for every writer: no deadlock on PostgreSQL
     now = utcnow()
-    stmt = insert_ignore(MAP, conn.dialect.name)
-    for chunk in _chunks(keys):
-        values = [
-            {"kind": k, "original": o, "pseudonym": rows[(k, o)], "first_seen": now,
-             "node_id": node_id}
-            for k, o in chunk
-        ]
-        conn.execute(stmt, values)
-    _check_map_rows(conn, rows, keys)
+    inserted = sum(_insert_map_chunk(conn, chunk, rows, node_id, now) for chunk in _chunks(keys))
+    if inserted != len(keys):  # some were there already (or the driver cannot tell)
+        _check_map_rows(conn, rows, keys)
 
 
 def _check_map_rows(
@@ -236,6 +353,7 @@ class PseudonymStore:
         self._lock = threading.Lock()
         self._flush_lock = threading.Lock()
         self._broken: str | None = None
+        self._hot = HotConnection(engine, settings.durable_flush)
 
     def __repr__(self) -> str:  # never shows the secret
         return f"PseudonymStore(dialect={self._engine.dialect.name!r}, node={self._node_id!r})"
@@ -325,15 +443,14 @@ class PseudonymStore:
         )
 
     def _load_patient(self, key: str, patient_id: str, issuer: str) -> StoredPatient:
-        with self._engine.connect() as conn:
-            stored = read_patient(conn, key)
-        if stored is not None:
-            return stored
         if self._settings.lookup_policy == "quarantine":
-            raise PseudonymUnavailable(
-                "the patient has no entry in the site lookup table and "
-                "pseudonyms.lookup_policy is quarantine"
-            )
+            stored = self._hot.run(lambda conn: read_patient(conn, key))
+            if stored is None:
+                raise PseudonymUnavailable(
+                    "the patient has no entry in the site lookup table and "
+                    "pseudonyms.lookup_policy is quarantine"
+                )
+            return stored
         values = self.derived_patient_values(key)
         row = {
             "patient_key": key, "original_id": patient_id, "original_issuer": issuer,
@@ -341,7 +458,9 @@ class PseudonymStore:
             "date_offset_days": values.date_offset_days, "source": "derived",
             "first_seen": utcnow(), "node_id": self._node_id,
         }
-        stored = run_transaction(self._engine, lambda conn: self._insert_patient(conn, row))
+        # Insert-if-absent, then read back: a stored row (from the lookup table, an earlier
+        # run or another node) wins over the values derived here.
+        stored = self._hot.run(lambda conn: self._insert_patient(conn, row))
         if stored is None:
             raise PseudonymUnavailable(
                 "the generated patient pseudonym is already held by another patient; "
@@ -370,9 +489,7 @@ class PseudonymStore:
             if not batch:
                 return 0
             try:
-                run_transaction(
-                    self._engine, lambda conn: write_map_rows(conn, batch, self._node_id)
-                )
+                self._hot.run(lambda conn: write_map_rows(conn, batch, self._node_id))
             except PseudonymConflict as err:
                 self._broken = str(err)
                 log.error("pseudonym map conflict; store disabled", rows=len(batch))
@@ -385,11 +502,12 @@ class PseudonymStore:
             return len(batch)
 
     def close(self) -> None:
-        """Flush what is queued, then release the connection pool if this store owns it."""
+        """Flush what is queued, then release the connection (and the pool if owned)."""
         try:
             if self._broken is None:
                 self.flush()
         finally:
+            self._hot.close()
             if self._owns_engine:
                 self._engine.dispose()
 

@@ -4,6 +4,7 @@ insert-if-absent, restarts, patients and their policies, and a wrong secret."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pseudonym_support import settings_for, synthetic_patient, synthetic_uid
@@ -13,11 +14,17 @@ from sqlalchemy.exc import OperationalError
 from gateway.config import Settings
 from gateway.pseudonyms import derive
 from gateway.pseudonyms import store as store_module
-from gateway.pseudonyms.factory import open_pseudonymizer
+from gateway.pseudonyms.factory import open_engine, open_pseudonymizer
 from gateway.pseudonyms.interface import PseudonymUnavailable
 from gateway.pseudonyms.models import utcnow
 from gateway.pseudonyms.secret import load_secret
-from gateway.pseudonyms.store import MAP, PATIENTS, LruCache, PseudonymConflict
+from gateway.pseudonyms.store import (
+    MAP,
+    PATIENTS,
+    HotConnection,
+    LruCache,
+    PseudonymConflict,
+)
 
 CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
 
@@ -208,6 +215,20 @@ def test_conflicting_row_disables_store(settings: Settings) -> None:
             s.uid(synthetic_uid(100))
 
 
+def test_pseudonym_taken_by_other_original_is_conflict(settings: Settings) -> None:
+    """A stored row giving our UID's pseudonym to another original fails the flush."""
+    original = synthetic_uid(98)
+    with open_pseudonymizer(settings) as s:
+        with s.engine.begin() as conn:
+            conn.execute(insert(MAP), [{"kind": "uid", "original": "9.9.9",
+                                        "pseudonym": derive.uid_for(load_secret(settings),
+                                                                    original),
+                                        "first_seen": utcnow(), "node_id": "elsewhere"}])
+        s.uid(original)
+        with pytest.raises(PseudonymConflict):
+            s.flush()
+
+
 def test_failed_flush_keeps_rows_queued(settings: Settings,
                                         monkeypatch: pytest.MonkeyPatch) -> None:
     """A database failure during flush leaves the rows queued; the next flush writes them."""
@@ -265,3 +286,48 @@ def test_repr_hides_secret(settings: Settings) -> None:
     secret = load_secret(settings)
     with open_pseudonymizer(settings) as s:
         assert secret.hex() not in repr(s) and str(secret) not in repr(s)
+
+
+def _sync_of(raw: Any, dialect: str) -> str:
+    sql = "PRAGMA synchronous" if dialect == "sqlite" else "SHOW synchronous_commit"
+    return str(raw.execute(sql).fetchone()[0])
+
+
+@pytest.mark.parametrize("durable", [False, True])
+def test_hot_connection_durability(settings: Settings, durable: bool) -> None:
+    """The hot connection commits lazily (unless durable) and goes back to the pool as
+    durable as it came (SQLite synchronous=FULL, PostgreSQL synchronous_commit on)."""
+    engine = open_engine(settings)
+    dialect = engine.dialect.name
+    hot = HotConnection(engine, durable=durable)
+    try:
+        inside = hot.run(lambda conn: _sync_of(conn.connection.dbapi_connection, dialect))
+        raw = hot._conn.connection.dbapi_connection  # type: ignore[union-attr]
+        hot.close()
+        after = _sync_of(raw, dialect)
+    finally:
+        engine.dispose()
+    durable_value = "2" if dialect == "sqlite" else "on"
+    assert inside == (durable_value if durable else ("1" if dialect == "sqlite" else "off"))
+    assert after == durable_value
+
+
+def test_hot_connection_recovers_after_invalidation(settings: Settings) -> None:
+    """A broken hot connection (database restarted) is replaced on the next call."""
+    with open_pseudonymizer(settings) as s:
+        s.uid(synthetic_uid(1))
+        s.flush()
+        s._hot._connection().invalidate()
+        s.uid(synthetic_uid(2))
+        assert s.flush() == 1
+    assert set(_map_rows(settings)) == {synthetic_uid(1), synthetic_uid(2)}
+
+
+def test_durable_flush_setting(db_url: str, secret_file: Path) -> None:
+    """With durable_flush true, flush and patient rows commit the same way and are stored."""
+    settings = settings_for(db_url, secret_file, durable_flush=True)
+    with open_pseudonymizer(settings) as s:
+        new = s.uid(synthetic_uid(1))
+        s.patient(*synthetic_patient(1))
+        assert s.flush() == 1
+    assert _map_rows(settings) == {synthetic_uid(1): new}
