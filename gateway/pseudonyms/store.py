@@ -52,7 +52,7 @@ from sqlalchemy.exc import OperationalError
 
 from gateway.config import PseudonymSettings
 from gateway.pseudonyms import derive
-from gateway.pseudonyms.interface import PatientPseudonym, PseudonymUnavailable
+from gateway.pseudonyms.interface import PatientPseudonym, Pseudonymizer, PseudonymUnavailable
 from gateway.pseudonyms.models import PatientRow, PseudonymMapRow, utcnow
 
 log = structlog.get_logger("gateway.pseudonyms.store")
@@ -516,3 +516,8 @@ class PseudonymStore:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _implements_protocol(store: PseudonymStore) -> Pseudonymizer:
+    """Lets mypy check that the store satisfies the engine's interface."""
+    return store

@@ -14,7 +14,7 @@ from sqlalchemy import create_engine, inspect, select
 from structlog.testing import capture_logs
 
 from gateway.cli import main
-from gateway.config import load_settings
+from gateway.config import Settings, load_settings
 from gateway.pseudonyms.factory import open_pseudonymizer
 from gateway.pseudonyms.secret import SecretError, load_secret, parse_secret
 from gateway.pseudonyms.store import PseudonymConflict
@@ -114,9 +114,9 @@ def test_config_dump_has_no_secret(tmp_path: Path, db_url: str, secret_file: Pat
     assert all(form not in dumped for form in _forms(secret))
 
 
-def test_database_holds_no_secret_column(settings: object, db_url: str) -> None:
+def test_database_holds_no_secret_column(settings: Settings, db_url: str) -> None:
     """No table of the schema has a column meant for the secret."""
-    open_pseudonymizer(settings).close()  # type: ignore[arg-type]
+    open_pseudonymizer(settings).close()
     engine = create_engine(db_url)
     try:
         with engine.connect() as conn:
