@@ -53,7 +53,7 @@ from sqlalchemy.exc import OperationalError
 from gateway.config import PseudonymSettings
 from gateway.pseudonyms import derive
 from gateway.pseudonyms.interface import PatientPseudonym, Pseudonymizer, PseudonymUnavailable
-from gateway.pseudonyms.models import PatientRow, PseudonymMapRow, utcnow
+from gateway.pseudonyms.models import ORIGINAL_MAX, PatientRow, PseudonymMapRow, utcnow
 
 log = structlog.get_logger("gateway.pseudonyms.store")
 
@@ -375,6 +375,13 @@ class PseudonymStore:
         if self._broken is not None:
             raise PseudonymConflict(self._broken)
 
+    @staticmethod
+    def _check_length(*values: str) -> None:
+        if any(len(v) > ORIGINAL_MAX for v in values):
+            raise PseudonymUnavailable(
+                f"a value longer than {ORIGINAL_MAX} characters cannot be mapped (malformed input)"
+            )
+
     # -- the Pseudonymizer protocol ------------------------------------------------------
 
     def uid(self, original: str) -> str:
@@ -382,6 +389,7 @@ class PseudonymStore:
         if not original or derive.is_well_known_uid(original):
             return original
         self._check_usable()
+        self._check_length(original)
         with self._lock:
             new = self._uids.get(original)
             if new is None:
@@ -400,6 +408,7 @@ class PseudonymStore:
         if not original:
             return original
         self._check_usable()
+        self._check_length(original)
         key = (kind, original)
         with self._lock:
             new = self._identifiers.get(key)
@@ -412,6 +421,7 @@ class PseudonymStore:
     def patient(self, patient_id: str, issuer: str, patient_name: str) -> PatientPseudonym:
         """The patient's pseudonyms and date offset (the name is not used as a key)."""
         self._check_usable()
+        self._check_length(patient_id, issuer)
         key = derive.patient_key(patient_id, issuer)
         with self._lock:
             hit = self._patients.get(key)

@@ -331,3 +331,16 @@ def test_durable_flush_setting(db_url: str, secret_file: Path) -> None:
         s.patient(*synthetic_patient(1))
         assert s.flush() == 1
     assert _map_rows(settings) == {synthetic_uid(1): new}
+
+
+def test_overlong_values_refused_without_echo(settings: Settings) -> None:
+    """A value too long for the map (malformed input) raises PseudonymUnavailable, naming no
+    value, instead of failing the flush later."""
+    long_uid = "1.2." + "9" * 300
+    with open_pseudonymizer(settings) as s:
+        for call in (lambda: s.uid(long_uid), lambda: s.identifier("accession", "A" * 300),
+                     lambda: s.patient("M" * 300, "", "")):
+            with pytest.raises(PseudonymUnavailable, match="longer than 255") as info:
+                call()
+            assert "999" not in str(info.value) and "AAA" not in str(info.value)
+        assert s.pending == 0
