@@ -5,8 +5,9 @@ an in-process LRU cache after the first time, and queued for writing: the databa
 the path of :meth:`PseudonymStore.uid` or :meth:`PseudonymStore.identifier` at all.
 
 Write-behind, and when rows are durable. Queued rows are written by :meth:`PseudonymStore.flush`
-in one transaction (insert-if-absent: PostgreSQL ``INSERT ... ON CONFLICT DO NOTHING``, SQLite
-``INSERT OR IGNORE``) and, unless all were new, read back and compared. **The worker calls
+with insert-if-absent (PostgreSQL: one ``INSERT ... ON CONFLICT DO NOTHING`` statement per 500
+rows; SQLite: ``INSERT OR IGNORE`` in one transaction) and, unless all were new, read back and
+compared. **The worker calls
 ``flush()`` after the stages ran and before it commits the job's next state (ready, or
 quarantined) in the same database**, so every row an outgoing instance depends on is committed
 before the instance can leave the gateway; a failed flush leaves the rows queued (the next
@@ -31,7 +32,8 @@ Consistency. Derivation is deterministic, so a stored row that differs from the 
 means the secret is not the one that wrote the map: the store then refuses all further work
 (:class:`PseudonymConflict`). A check row written on first open catches that at start-up.
 Several processes and nodes may insert the same rows at once; unique constraints make
-duplicates impossible and rows are inserted in a sorted order so PostgreSQL cannot deadlock.
+duplicates impossible, rows go in sorted order (one lock order for all writers) and a
+PostgreSQL deadlock or serialisation failure is retried.
 """
 
 from __future__ import annotations
@@ -330,7 +332,8 @@ def verify_secret(engine: Engine, secret: bytes, node_id: str) -> None:
 class PseudonymStore:
     """The :class:`~gateway.pseudonyms.interface.Pseudonymizer` of the gateway.
 
-    One instance per worker process (it holds a connection pool). Thread-safe.
+    One instance per worker process, created in that process (after a fork, never before: it
+    holds a connection pool and a connection of its own). Thread-safe.
     """
 
     def __init__(
