@@ -8,6 +8,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from gateway.config import ConfigError, Settings, load_settings
+from gateway.pseudonyms import commands as pseudonym_commands
 
 Handler = Callable[[argparse.Namespace, Settings], int]
 
@@ -87,6 +88,8 @@ def build_parser() -> argparse.ArgumentParser:
     pu = dsub.add_parser("upgrade", help="migrate the database to the newest schema")
     _add_config(pu)
     pu.set_defaults(handler=_cmd_db_upgrade)
+
+    pseudonym_commands.register(sub)
     return parser
 
 

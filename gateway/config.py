@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import socket
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -160,6 +160,53 @@ class LogSettings(_Model):
     format: Literal["json", "console"] = "json"
 
 
+class PseudonymSettings(_Model):
+    """The pseudonym store (DESIGN.md decision 4): site secret, patient pseudonyms, date shift.
+
+    The secret comes from ``secret_env`` (the *name* of an environment variable holding it) or
+    ``secret_file``; with neither, from ``DEFAULT_SECRET_FILE``, which ``serve`` creates on first
+    start. The secret itself never appears in this object.
+    """
+
+    DEFAULT_SECRET_FILE: ClassVar[Path] = Path("var/pseudonym-secret.key")
+
+    secret_file: Path | None = None
+    secret_env: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
+    # A patient missing from the site lookup table: hold the instance, or derive a pseudonym.
+    lookup_policy: Literal["quarantine", "generate"] = "generate"
+    # Generated Patient IDs: prefix + base32 letters/digits, or prefix + decimal digits.
+    patient_id_form: Literal["base32", "digits"] = "base32"
+    patient_id_prefix: str = Field(default="P", pattern=r"^[A-Za-z0-9_.-]{0,16}$")
+    patient_id_length: int = Field(default=12, ge=8, le=40)
+    patient_name_prefix: str = Field(default="ANON", pattern=r"^[A-Za-z0-9_.-]{1,32}$")
+    # Per-patient date shift in days, drawn from the HMAC within [min, max]; never zero.
+    date_offset_min_days: int = Field(default=-3650, ge=-36500, le=36500)
+    date_offset_max_days: int = Field(default=-30, ge=-36500, le=36500)
+    # `deid-gateway reidentify` and `map export` refuse unless this is true.
+    reidentification_enabled: bool = False
+    # Entries per kind in each worker's in-process LRU cache (0: no cache).
+    cache_size: int = Field(default=65536, ge=0, le=10_000_000)
+    # false: a flush commits without waiting for the disk; the worker's following (durable)
+    # commit of the job state in the same database makes it durable too. true: every flush
+    # waits for the disk itself (for callers that commit nothing after flushing).
+    durable_flush: bool = False
+
+    @model_validator(mode="after")
+    def _check(self) -> PseudonymSettings:
+        if self.secret_env is not None and self.secret_file is not None:
+            raise ValueError("give either secret_env or secret_file, not both")
+        if self.date_offset_min_days > self.date_offset_max_days:
+            raise ValueError("date_offset_min_days must not exceed date_offset_max_days")
+        if self.date_offset_min_days == 0 == self.date_offset_max_days:
+            raise ValueError("the date offset range must contain a day other than 0")
+        return self
+
+    @property
+    def secret_path(self) -> Path:
+        """The file the secret is read from (the configured one, else the default)."""
+        return self.secret_file if self.secret_file is not None else self.DEFAULT_SECRET_FILE
+
+
 class Settings(_Model):
     """Everything the gateway reads at start-up."""
 
@@ -173,6 +220,7 @@ class Settings(_Model):
     sink: SinkSettings = SinkSettings()
     metrics: MetricsSettings = MetricsSettings()
     logging: LogSettings = LogSettings()
+    pseudonyms: PseudonymSettings = PseudonymSettings()
 
     @model_validator(mode="after")
     def _default_destination(self) -> Settings:

@@ -12,6 +12,7 @@ import base64
 import hashlib
 import hmac
 from functools import lru_cache
+from typing import Literal
 
 from pydicom.uid import UID_dictionary
 
@@ -28,8 +29,12 @@ def is_well_known_uid(uid: str) -> bool:
 
 
 def uid_for(secret: bytes, original: str) -> str:
-    """``2.25.<int of the first 16 bytes of HMAC-SHA256(secret, original)>``."""
-    digest = hmac.new(secret, original.encode("ascii", "replace"), hashlib.sha256).digest()
+    """``2.25.<int of the first 16 bytes of HMAC-SHA256(secret, original)>``.
+
+    The UID is hashed as its UTF-8 bytes: for every valid UID (ASCII digits and dots) that is
+    its ASCII form; a malformed non-ASCII value still maps injectively (no ``?`` replacement).
+    """
+    digest = hmac.new(secret, original.encode("utf-8", "surrogatepass"), hashlib.sha256).digest()
     return f"2.25.{int.from_bytes(digest[:16], 'big')}"
 
 
@@ -43,11 +48,28 @@ def _token(secret: bytes, domain: str, value: str, length: int) -> str:
     return raw[:length]
 
 
-def patient_id_for(secret: bytes, key: str, prefix: str = "P", length: int = 12) -> str:
+PatientIdForm = Literal["base32", "digits"]
+
+
+def patient_id_for(
+    secret: bytes, key: str, prefix: str = "P", length: int = 12, form: PatientIdForm = "base32"
+) -> str:
+    """A generated Patient ID: ``prefix`` + ``length`` characters derived from the HMAC.
+
+    ``base32`` uses A-Z and 2-7 (60 bits at length 12); ``digits`` uses 0-9 (about 40 bits at
+    length 12), for sites whose systems expect numeric IDs. The store detects the rare
+    collision of two patients on one pseudonym and refuses it rather than merging them.
+    """
+    if length < 1 or length > 40:
+        raise ValueError("patient ID length must be 1-40")
+    if form == "digits":
+        number = int.from_bytes(_mac(secret, "patient-id", key), "big") % 10**length
+        return prefix + str(number).zfill(length)
     return prefix + _token(secret, "patient-id", key, length)
 
 
 def patient_name_for(secret: bytes, key: str, prefix: str = "ANON") -> str:
+    """A generated Patient Name ``prefix^TOKEN`` (family^given, PS3.5 6.2 PN)."""
     return f"{prefix}^{_token(secret, 'patient-name', key, 10)}"
 
 

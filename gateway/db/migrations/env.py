@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from alembic import context
 
-import gateway.jobs.models  # noqa: F401  (registers the tables on Base.metadata)
+import gateway.jobs.models
+import gateway.pseudonyms.models  # noqa: F401
 from gateway.db.engine import Base
 
 engine = context.config.attributes["engine"]
