@@ -159,6 +159,37 @@ class LogSettings(_Model):
     format: Literal["json", "console"] = "json"
 
 
+class DeidSettings(_Model):
+    """The de-identification stage (gateway.deid): which profile, and where the rules live."""
+
+    # A shipped profile's name (rules/profiles/NAME.yaml) or a path to a profile file.
+    profile: str = "basic"
+    # Overrides the profile's policy for public attributes in no table (docs/deid.md).
+    unknown_public: Literal["keep_known_safe", "remove", "keep"] | None = None
+    # Folder holding ps3.15/, ps3.3/ and profiles/ (None: the rules/ folder of the source tree).
+    rules_dir: Path | None = None
+
+
+class FilterRuleSettings(_Model):
+    """One filter rule: when every listed condition holds, the instance is dropped or held."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    action: Literal["drop", "quarantine"] = "drop"
+    sop_class_uid: tuple[str, ...] = ()
+    modality: tuple[str, ...] = ()
+    # Every value listed must be among the instance's Image Type values (e.g. [LABEL]).
+    image_type: tuple[str, ...] = ()
+    # keyword -> accepted values; a value "*" matches any present value, "" an absent one.
+    attributes: dict[str, tuple[str, ...]] = Field(default_factory=dict)
+
+
+class FilterSettings(_Model):
+    """The filter stage (gateway.filters): rules inline and/or from a YAML file of rules."""
+
+    rules: tuple[FilterRuleSettings, ...] = ()
+    file: Path | None = None
+
+
 class Settings(_Model):
     """Everything the gateway reads at start-up."""
 
@@ -172,6 +203,8 @@ class Settings(_Model):
     sink: SinkSettings = SinkSettings()
     metrics: MetricsSettings = MetricsSettings()
     logging: LogSettings = LogSettings()
+    deid: DeidSettings = DeidSettings()
+    filters: FilterSettings = FilterSettings()
 
     @model_validator(mode="after")
     def _default_destination(self) -> Settings:
