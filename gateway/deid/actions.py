@@ -4,7 +4,8 @@ D dummy, Z zero length, X remove, K keep (sequences: kept and their items cleane
 (by VR: dates shifted, free text cleaned, AE titles and names replaced, sequences walked), U UIDs
 replaced. The compound codes (Z/D, X/Z, X/D, X/Z/D, X/Z/U*) are resolved per instance by the
 Type the attribute has in the instance's IOD (:mod:`gateway.deid.iod`), so that the output stays a
-valid instance: Type 1 gets D (or U* for reference sequences), Type 2 gets Z, Type 3 gets X; when
+valid instance: Type 1 gets D, Type 2 gets Z, Type 3 gets X (reference sequences, X/Z/U*, are kept
+with their UIDs replaced when Type 1 or 2, so that references stay consistent); when
 the Type is not known the resolution keeps the attribute (Z, D or U*), which is conformant for
 every Type and never less protective.
 """
@@ -86,7 +87,9 @@ def resolve_compound(run: Run, code: str, tag: int, path: tuple[int, ...]) -> st
         return {"X/Z": "Z", "Z/D": "D", "X/D": "D", "X/Z/D": "D", "X/Z/U*": "U*"}[code]
     required = kind[0]  # "1", "2" or "3" ("1C" counts as 1: the instance may need it)
     if code == "X/Z/U*":
-        return {"1": "U*", "2": "Z"}.get(required, "X")
+        # A Type 2 reference sequence is kept too: an empty one breaks the references other
+        # attributes make to it (e.g. a Segmentation's Referenced Series Sequence).
+        return "U*" if required in ("1", "2") else "X"
     if required == "1":
         return "Z" if code == "X/Z" else "D"  # X/Z on a Type 1 attribute: Z is the closest
     if required == "2":
@@ -320,5 +323,5 @@ def remove_overlay_groups(run: Run, ds: Dataset) -> None:
     """An overlay whose Overlay Data was removed is removed whole, so that no incomplete Overlay
     Plane Module is left behind (PS3.3 C.9.2: Overlay Data is Type 1)."""
     for group in run.removed_overlay_groups:
-        for tag in [t for t in ds.keys() if t.group == group]:
+        for tag in [t for t in list(ds.keys()) if t.group == group]:
             del ds[tag]

@@ -118,7 +118,8 @@ def _unknown_public(policy: str, tag: int, vr: str, options: frozenset[Option]) 
             return Rule("K", source, vr)
         if Option.RETAIN_LONGITUDINAL_MODIFIED_DATES in options:
             return Rule("C", source, vr)
-    return Rule("X", source, vr)
+    # Removed unless the instance's IOD requires it (then Z or D), like the compound codes.
+    return Rule("X/Z/D", source, vr)
 
 
 def _row_action(row: TableRow, options: frozenset[Option]) -> tuple[str, str]:

@@ -35,7 +35,8 @@ Recorder = Callable[[tuple[int, ...], int, str, str, str, Any, Any], None]
 
 CONTENT_SEQUENCE = 0x0040A730
 SR_SEQUENCES = frozenset({CONTENT_SEQUENCE, 0x00400555, 0x00400610})  # + Acq. Context, Specimen
-GRAPHIC_ANNOTATION_SEQUENCE = 0x00700001
+# Graphic Annotation Sequence (presentation states), Waveform Annotation Sequence.
+GRAPHIC_SEQUENCES = frozenset({0x00700001, 0x0040B020})
 PATIENT_NAME, PATIENT_ID, ISSUER_OF_PATIENT_ID = 0x00100010, 0x00100020, 0x00100021
 
 
@@ -159,7 +160,7 @@ def walk_sequence(run: Run, elem: DataElement, path: tuple[int, ...], mode: str)
     child_mode = mode
     if tag in SR_SEQUENCES:
         child_mode = "sr-clean" if run.compiled.has(Option.CLEAN_STRUCTURED_CONTENT) else "sr"
-    elif tag == GRAPHIC_ANNOTATION_SEQUENCE:
+    elif tag in GRAPHIC_SEQUENCES:
         child_mode = "gfx-clean" if run.compiled.has(Option.CLEAN_GRAPHICS) else "gfx"
     for item in elem.value or ():
         walk(run, item, (*path, tag), child_mode)

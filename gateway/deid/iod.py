@@ -11,6 +11,8 @@ import json
 from pathlib import Path
 from typing import Protocol
 
+from pydicom.datadict import tag_for_keyword
+
 from gateway.deid.ruledata import DEFAULT_RULES_DIR
 
 
@@ -28,10 +30,15 @@ class NoIodTypes:
 
 
 class TableIodTypes:
-    """Types from ``rules/ps3.3/iod_types.json``: SOP class -> "path" -> Type."""
+    """Types from the generated ``rules/ps3.3/iod_types.json`` (``rules/generate_iod.py``).
 
-    def __init__(self, data: dict[str, dict[str, str]]) -> None:
-        self._data = data
+    The table lists, per IOD, every Type 1, 1C, 2 and 2C occurrence of the attributes the engine
+    asks about; an attribute it does not list for a known IOD is Type 3 there.
+    """
+
+    def __init__(self, sop_classes: dict[str, str], iods: dict[str, dict[str, str]]) -> None:
+        self._sop_classes = sop_classes
+        self._iods = {key: _by_tags(table) for key, table in iods.items()}
 
     @classmethod
     def load(cls, rules_dir: Path = DEFAULT_RULES_DIR) -> IodTypes:
@@ -39,11 +46,19 @@ class TableIodTypes:
         if not path.is_file():
             return NoIodTypes()
         doc = json.loads(path.read_text(encoding="utf-8"))
-        return cls(doc["sop_classes"])
+        return cls(doc["sop_classes"], doc["iods"])
 
     def type_of(self, sop_class: str, path: tuple[int, ...], tag: int) -> str | None:
-        table = self._data.get(sop_class)
-        if table is None:
+        iod = self._sop_classes.get(sop_class)
+        if iod is None:
             return None
-        key = ">".join(f"{t:08X}" for t in (*path, tag))
-        return table.get(key, "3")
+        return self._iods[iod].get((*path, tag), "3")
+
+
+def _by_tags(table: dict[str, str]) -> dict[tuple[int, ...], str]:
+    out = {}
+    for key, kind in table.items():
+        tags = tuple(tag_for_keyword(k) for k in key.split(">"))
+        if all(t is not None for t in tags):
+            out[tuple(int(t) for t in tags if t is not None)] = kind
+    return out

@@ -7,7 +7,8 @@ list follows the profile's ``unknown_public`` policy (documented in ``docs/deid.
 * ``keep_known_safe`` (the default): keep it when its VR cannot carry free text (numbers, coded
   strings, binary data, tags; UIDs of classes and coding schemes; other UIDs are replaced), or
   when it is in :data:`KNOWN_SAFE_PUBLIC` below; remove every other one (names, free text, dates,
-  unknown-VR data);
+  unknown-VR data) unless the instance's IOD requires it, in which case it gets a zero-length
+  (Type 2) or dummy (Type 1) value, as the compound code X/Z/D would;
 * ``remove``: keep only what :data:`KNOWN_SAFE_PUBLIC` lists (and sequences, walked);
 * ``keep``: keep everything (not safe: for audits with ``explain`` only).
 

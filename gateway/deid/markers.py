@@ -44,7 +44,7 @@ def _code_item(code: MethodCode) -> Dataset:
 def options_applied(run: Run) -> tuple[Option, ...]:
     """The options to declare: the profile's, with Clean Pixel Data only if the pixel stage
     reports that it cleaned this instance's pixels."""
-    opts = [o for o in sorted(run.compiled.options) if o is not Option.CLEAN_PIXEL_DATA]
+    opts: list[Option] = [o for o in run.compiled.options if o is not Option.CLEAN_PIXEL_DATA]
     if run.ctx.notes.get("pixels_cleaned"):
         opts.append(Option.CLEAN_PIXEL_DATA)
     return tuple(sorted(opts, key=lambda o: OPTION_CODES[o].value))
@@ -116,13 +116,13 @@ def replace_file_meta(run: Run, ds: Dataset) -> None:
         _resolve_missing_vrs(ds)
     if hasattr(ds, "preamble"):
         ds.preamble = b"\x00" * 128
-    for tag in [t for t in ds.keys() if t.group in (0x0002, 0x0004)]:
+    for tag in [t for t in list(ds.keys()) if t.group in (0x0002, 0x0004)]:
         del ds[tag]
 
 
 def _resolve_missing_vrs(ds: Dataset) -> None:
     """Give a VR to elements read without one (an implicit-VR body under an explicit transfer
     syntax, a known encoder fault), so that the output can be written explicitly."""
-    if any(getattr(ds.get_item(t), "VR", "") is None for t in ds.keys()):
+    if any(getattr(ds.get_item(t), "VR", "") is None for t in list(ds.keys())):
         for _ in ds.iterall():
             pass

@@ -69,7 +69,7 @@ def parse_attribute(text: str) -> int:
 
 
 class PrivateRef(_Model):
-    """A private element by creator, odd group and element byte within the block (``xx10`` -> 10)."""
+    """A private element by creator, odd group and element byte in the block (``xx10`` -> 10)."""
 
     creator: str
     group: str
