@@ -50,6 +50,10 @@ def build_parser() -> argparse.ArgumentParser:
     pu = dsub.add_parser("upgrade", help="migrate the database to the newest schema")
     _add_config(pu)
     pu.set_defaults(handler=_cmd_db_upgrade)
+
+    from gateway.deid.commands import register as register_deid
+
+    register_deid(sub)
     return parser
 
 

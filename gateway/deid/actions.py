@@ -77,7 +77,8 @@ def apply(run: Run, ds: Dataset, tag: BaseTag, vr: str, rule: Rule, path: tuple[
     handler = _HANDLERS.get(code, _remove)
     handler(run, ds, elem, vr, path, mode)
     if run.record is not None:
-        _record(run, path, tag, vr, code, rule, old, ds[tag].value if tag in ds else REMOVED)
+        shown = code if code == rule.code else f"{rule.code}>{code}"
+        _record(run, path, tag, vr, shown, rule, old, ds[tag].value if tag in ds else REMOVED)
 
 
 def resolve_compound(run: Run, code: str, tag: int, path: tuple[int, ...]) -> str:
