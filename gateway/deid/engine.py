@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pydicom import Dataset
-from pydicom.dataelem import DataElement
+from pydicom.datadict import dictionary_VR
+from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.tag import BaseTag
 
 from gateway.deid import actions, markers, private
@@ -123,11 +124,26 @@ def _patient(ds: Dataset, pseudonymizer: Pseudonymizer) -> PatientPseudonym:
 def _vr_of(ds: Dataset, tag: BaseTag, rule: Rule | None) -> str:
     raw = ds.get_item(tag)
     vr = getattr(raw, "VR", None) if raw is not None else None
-    if vr:
+    if vr and vr != "UN":
         return str(vr)
-    if rule is not None and rule.vr:
-        return rule.vr
-    return str(ds[tag].VR)
+    return str(ds[tag].VR)  # decoded: pydicom replaces UN by the dictionary VR
+
+
+def _give_vr(ds: Dataset, tag: BaseTag, rule: Rule | None) -> None:
+    """An element read without a VR (an implicit-VR body under an explicit transfer syntax, a
+    known encoder fault) gets its dictionary VR, so that it is decoded and written correctly."""
+    raw = ds.get_item(tag)
+    if isinstance(raw, RawDataElement) and raw.VR is None:
+        vr = rule.vr if rule is not None and rule.vr else _dictionary_vr(tag)
+        if vr and " or " not in vr:
+            ds[tag] = raw._replace(VR=vr)
+
+
+def _dictionary_vr(tag: int) -> str:
+    try:
+        return str(dictionary_VR(tag))
+    except KeyError:
+        return ""
 
 
 def walk(run: Run, ds: Dataset, path: tuple[int, ...], mode: str) -> None:
@@ -142,6 +158,7 @@ def walk(run: Run, ds: Dataset, path: tuple[int, ...], mode: str) -> None:
         if tag.group == 0x0002 and not path:
             continue  # file meta in the dataset body: rewritten by markers
         rule = None if (path and compiled.path_overrides) else table.get(tag)
+        _give_vr(ds, tag, rule)
         if rule is not None and rule.code == "K" and rule.vr != "SQ" and not mode:
             if run.record is not None:
                 run.record(path, tag, rule.vr, "K", rule.source, ds[tag].value, ds[tag].value)

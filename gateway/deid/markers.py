@@ -112,17 +112,8 @@ def replace_file_meta(run: Run, ds: Dataset) -> None:
     meta.ImplementationClassUID = IMPLEMENTATION_CLASS_UID
     meta.ImplementationVersionName = IMPLEMENTATION_VERSION_NAME
     ds.file_meta = meta
-    if not meta.TransferSyntaxUID.is_implicit_VR:
-        _resolve_missing_vrs(ds)
     if hasattr(ds, "preamble"):
         ds.preamble = b"\x00" * 128
     for tag in [t for t in list(ds.keys()) if t.group in (0x0002, 0x0004)]:
         del ds[tag]
 
-
-def _resolve_missing_vrs(ds: Dataset) -> None:
-    """Give a VR to elements read without one (an implicit-VR body under an explicit transfer
-    syntax, a known encoder fault), so that the output can be written explicitly."""
-    if any(getattr(ds.get_item(t), "VR", "") is None for t in list(ds.keys())):
-        for _ in ds.iterall():
-            pass

@@ -212,7 +212,7 @@ def test_curves_removed_by_basic() -> None:
     ds.add_new(0x50000005, "US", 2)
     ds.add_new(0x50003000, "OW", b"\x01\x02")
     run(ds, compiled())
-    assert not [t for t in ds.keys() if t.group == 0x5000]
+    assert not [t for t in list(ds.keys()) if t.group == 0x5000]
 
 
 def test_site_overrides_by_keyword_tag_and_path(tmp_path: Path) -> None:

@@ -16,8 +16,8 @@ def _ds() -> Dataset:
     return ds
 
 
-def _declare(ds: Dataset, group: int, creator: str, status: str = "", nonid: list[int] | None = None,
-             actions: dict[int, str] | None = None) -> None:
+def _declare(ds: Dataset, group: int, creator: str, status: str = "",
+             nonid: list[int] | None = None, actions: dict[int, str] | None = None) -> None:
     item = Dataset()
     item.PrivateGroupReference = group
     item.PrivateCreatorReference = creator
@@ -43,7 +43,7 @@ def test_basic_removes_every_private_element() -> None:
     ds.add_new(0x00190010, "LO", "GEMS_ACQU_01")
     ds.add_new(0x00191023, "DS", "5.0")
     deidentify(ds, "basic")
-    assert not [t for t in ds.keys() if t.group & 1]
+    assert not [t for t in list(ds.keys()) if t.group & 1]
 
 
 def test_safe_private_matched_by_creator_in_any_block() -> None:
