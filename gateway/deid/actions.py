@@ -72,7 +72,7 @@ def apply(run: Run, ds: Dataset, tag: BaseTag, vr: str, rule: Rule, path: tuple[
         code = resolve_compound(run, code, tag, path)
     elem = ds[tag]
     old = elem.value if run.record is not None else None
-    if code != "K":
+    if code != "K" or rule.collect:
         collect(run, tag, vr, elem)
     handler = _HANDLERS.get(code, _remove)
     handler(run, ds, elem, vr, path, mode)

@@ -48,6 +48,9 @@ class Rule:
     code: str
     source: str
     vr: str = ""
+    # Collect the original value for the verify stage even when it is kept: a site override
+    # that keeps a name or an ID is exactly the rule mistake verify exists to catch.
+    collect: bool = False
 
 
 @dataclass
@@ -184,10 +187,10 @@ def compile_profile(
         if o.private is not None:
             private_overrides[o.private.key()] = rule
         elif o.path is not None:
-            path_overrides[o.path_tags()] = rule
+            path_overrides[o.path_tags()] = Rule(o.action, rule.source, collect=True)
         else:
             tag = o.target_tag()
-            table[tag] = Rule(o.action, rule.source, _vr(tag))
+            table[tag] = Rule(o.action, rule.source, _vr(tag), collect=True)
     return CompiledProfile(
         profile=profile,
         profile_sha256=profile_sha256,

@@ -159,7 +159,9 @@ def walk(run: Run, ds: Dataset, path: tuple[int, ...], mode: str) -> None:
             continue  # file meta in the dataset body: rewritten by markers
         rule = None if (path and compiled.path_overrides) else table.get(tag)
         _give_vr(ds, tag, rule)
-        if rule is not None and rule.code == "K" and rule.vr != "SQ" and not mode:
+        if rule is not None and rule.code == "K" and rule.vr != "SQ" and not (
+            mode or rule.collect
+        ):
             if run.record is not None:
                 run.record(path, tag, rule.vr, "K", rule.source, ds[tag].value, ds[tag].value)
             continue

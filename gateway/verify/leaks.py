@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from pydicom import Dataset
 from pydicom.dataelem import DataElement
+from pydicom.multival import MultiValue
 
 # VRs whose values are text (PS3.5 6.2); UN is read as text too, as it may hide any of them.
 STRING_VRS = frozenset(
@@ -41,16 +42,11 @@ def _texts(elem: DataElement) -> Iterator[str]:
     if isinstance(value, bytes):
         yield value.decode("latin-1")
         return
-    if isinstance(value, str):
-        yield value
+    if isinstance(value, MultiValue | list | tuple):
+        for v in value:
+            yield v.decode("latin-1") if isinstance(v, bytes) else str(v)
         return
-    try:
-        items = list(value)
-    except TypeError:
-        yield str(value)
-        return
-    for v in items:
-        yield v.decode("latin-1") if isinstance(v, bytes) else str(v)
+    yield str(value)  # str, PersonName, UID, numbers
 
 
 def _walk(ds: Dataset, prefix: str, pattern: re.Pattern[str]) -> Iterator[Leak]:
