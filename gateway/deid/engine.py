@@ -27,7 +27,7 @@ from gateway.deid import actions, markers, private
 from gateway.deid.compiled import CompiledProfile, Rule
 from gateway.deid.iod import IodTypes, NoIodTypes
 from gateway.deid.options import Option
-from gateway.deid.textclean import Identifiers, TextCleaner
+from gateway.deid.textclean import Identifiers, PatternCache, TextCleaner
 from gateway.pipeline.stage import StageContext
 from gateway.pseudonyms.interface import PatientPseudonym, Pseudonymizer
 
@@ -63,6 +63,7 @@ class Run:
     sop_class: str
     patient: PatientPseudonym
     record: Recorder | None = None
+    patterns: PatternCache | None = None
     found: Identifiers = field(default_factory=Identifiers)
     # (dataset, tag, fallback code when the text cannot be cleaned)
     pending_text: list[tuple[Dataset, BaseTag, str, tuple[int, ...]]] = field(default_factory=list)
@@ -86,6 +87,7 @@ class Deidentifier:
         self.compiled = compiled
         self.pseudonymizer = pseudonymizer
         self.iod = iod or NoIodTypes()
+        self.patterns = PatternCache()
 
     def apply(self, ds: Dataset, ctx: StageContext, record: Recorder | None = None) -> DeidResult:
         """De-identify ``ds`` in place; identifying input values are added to ctx.identifiers."""
@@ -97,6 +99,7 @@ class Deidentifier:
             sop_class=str(ds.get("SOPClassUID", "")),
             patient=_patient(ds, self.pseudonymizer),
             record=record,
+            patterns=self.patterns,
         )
         walk(run, ds, (), "")
         actions.remove_overlay_groups(run, ds)
@@ -159,15 +162,13 @@ def walk(run: Run, ds: Dataset, path: tuple[int, ...], mode: str) -> None:
             continue  # file meta in the dataset body: rewritten by markers
         rule = None if (path and compiled.path_overrides) else table.get(tag)
         _give_vr(ds, tag, rule)
-        if rule is not None and rule.code == "K" and rule.vr != "SQ" and not (
-            mode or rule.collect
-        ):
-            if run.record is not None:
-                run.record(path, tag, rule.vr, "K", rule.source, ds[tag].value, ds[tag].value)
-            continue
-        vr = _vr_of(ds, tag, rule)
+        vr = rule.vr if rule is not None and rule.vr else _vr_of(ds, tag, rule)
         if rule is None:
             rule = compiled.rule_for(tag, vr, path)
+        if rule.code == "K" and vr != "SQ" and not (mode or rule.collect):
+            if run.record is not None:  # kept as read: not even decoded (pixel data stays on disk)
+                run.record(path, tag, vr, "K", rule.source, ds[tag].value, ds[tag].value)
+            continue
         actions.apply(run, ds, tag, vr, rule, path, mode)
     if private_tags:
         private.process(run, ds, private_tags, path, mode)
@@ -189,7 +190,7 @@ def clean_pending(run: Run) -> None:
     """Clean every deferred free-text value now that all identifying values are known."""
     if not run.pending_text:
         return
-    cleaner = TextCleaner(run.found)
+    cleaner = TextCleaner(run.found, run.patterns)
     for ds, tag, fallback, path in run.pending_text:
         if tag not in ds:
             continue

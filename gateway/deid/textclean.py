@@ -94,14 +94,36 @@ def _literal(values: Iterable[str]) -> list[str]:
     return [re.escape(v) for v in sorted(set(values), key=len, reverse=True) if v]
 
 
+class PatternCache:
+    """Compiled patterns of recent identifier sets: the instances of one patient and study share
+    names, IDs and dates, so the pattern is compiled once for all of them."""
+
+    def __init__(self, size: int = 256) -> None:
+        self._size = size
+        self._patterns: dict[frozenset[str], re.Pattern[str] | None] = {}
+
+    def pattern(self, found: Identifiers) -> re.Pattern[str] | None:
+        key = frozenset(found.names | found.ids | found.dates) | frozenset(
+            "\x00" + t for t in found.name_tokens
+        )
+        if key in self._patterns:
+            return self._patterns[key]
+        literals = _literal(found.names | found.ids | _date_forms(found.dates))
+        words = _literal(found.name_tokens)
+        parts = [*literals, *(rf"\b{w}\b" for w in words)]
+        pattern = re.compile("|".join(parts), re.IGNORECASE) if parts else None
+        if len(self._patterns) >= self._size:
+            self._patterns.pop(next(iter(self._patterns)))
+        self._patterns[key] = pattern
+        return pattern
+
+
 class TextCleaner:
     """Removes the identifying values of one instance from free text."""
 
-    def __init__(self, found: Identifiers) -> None:
-        literals = _literal(found.names | found.ids | found.uids | _date_forms(found.dates))
-        words = _literal(found.name_tokens)
-        parts = [*literals, *(rf"\b{w}\b" for w in words)]
-        self._specific = re.compile("|".join(parts), re.IGNORECASE) if parts else None
+    def __init__(self, found: Identifiers, cache: PatternCache | None = None) -> None:
+        self._specific = (cache or PatternCache(1)).pattern(found)
+        self._uids = sorted(found.uids, key=len, reverse=True)  # unique per instance: no regex
         self._residue = [v.lower() for v in found.for_verify()]
 
     def clean(self, value: object) -> str | None:
@@ -109,6 +131,9 @@ class TextCleaner:
         if not isinstance(value, str):
             return None
         text = value
+        for uid in self._uids:
+            if uid in text:
+                text = text.replace(uid, REDACTED)
         if self._specific is not None:
             text = self._specific.sub(REDACTED, text)
         text = _GENERIC_RE.sub(REDACTED, text)
