@@ -67,3 +67,16 @@ def test_stale_file_is_detected(tmp_path: Path) -> None:
     assert gen.main(args) == 1
     assert gen.main(args[:-1]) == 0
     assert gen.main(args) == 0
+
+
+def test_iod_types_up_to_date() -> None:
+    """The generated IOD Type table matches what its generator makes from highdicom's tables."""
+    spec = importlib.util.spec_from_file_location("gen_iod", REPO / "rules" / "generate_iod.py")
+    assert spec is not None and spec.loader is not None
+    gen = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gen)
+    source = gen.default_source()
+    if source is None or not (source / gen.FILES[0]).is_file():
+        pytest.skip("highdicom is not installed; its PS3.3 tables are the generator's source")
+    text = gen.render(gen.build(source))
+    assert (REPO / "rules" / "ps3.3" / "iod_types.json").read_text(encoding="utf-8") == text
