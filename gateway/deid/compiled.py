@@ -18,7 +18,6 @@ from gateway.deid.knownsafe import DATE_VRS, KNOWN_SAFE_PUBLIC, SAFE_VRS
 from gateway.deid.options import Option
 from gateway.deid.profile import Profile, load_profile, parse_attribute
 from gateway.deid.ruledata import DEFAULT_RULES_DIR, RuleData, TableRow, load_rule_data
-from gateway.pseudonyms.derive import is_well_known_uid
 
 # UIDs in no table that name classes, syntaxes or coding schemes: never replaced (PS3.15 E.3.9
 # note 4: "one would never remove or replace the SOP Class UID").
@@ -209,7 +208,3 @@ def load_compiled(name_or_path: str | Path, rules_dir: Path = DEFAULT_RULES_DIR)
     """Load a profile by name or path and compile it against the generated tables."""
     profile, digest = load_profile(name_or_path, rules_dir)
     return compile_profile(profile, digest, load_rule_data(Path(rules_dir)))
-
-
-def is_kept_uid(value: str) -> bool:
-    return is_well_known_uid(value)

@@ -47,9 +47,6 @@ class DeidResult:
 
     patient: PatientPseudonym
     options_applied: tuple[Option, ...]
-    removed_private: int = 0
-    cleaned_text: int = 0
-    removed_text: int = 0
 
 
 @dataclass
@@ -68,7 +65,6 @@ class Run:
     # (dataset, tag, fallback code when the text cannot be cleaned)
     pending_text: list[tuple[Dataset, BaseTag, str, tuple[int, ...]]] = field(default_factory=list)
     removed_overlay_groups: set[int] = field(default_factory=set)
-    result: DeidResult | None = None
 
     @property
     def date_offset(self) -> int:
@@ -108,9 +104,7 @@ class Deidentifier:
         markers.replace_file_meta(run, ds)
         ctx.identifiers.update(run.found.for_verify())
         ctx.versions.append(self.compiled.version)
-        result = run.result or DeidResult(run.patient, applied)
-        result.options_applied = applied
-        return result
+        return DeidResult(run.patient, applied)
 
 
 def _patient(ds: Dataset, pseudonymizer: Pseudonymizer) -> PatientPseudonym:
@@ -124,7 +118,7 @@ def _patient(ds: Dataset, pseudonymizer: Pseudonymizer) -> PatientPseudonym:
     )
 
 
-def _vr_of(ds: Dataset, tag: BaseTag, rule: Rule | None) -> str:
+def _vr_of(ds: Dataset, tag: BaseTag) -> str:
     raw = ds.get_item(tag)
     vr = getattr(raw, "VR", None) if raw is not None else None
     if vr and vr != "UN":
@@ -162,7 +156,7 @@ def walk(run: Run, ds: Dataset, path: tuple[int, ...], mode: str) -> None:
             continue  # file meta in the dataset body: rewritten by markers
         rule = None if (path and compiled.path_overrides) else table.get(tag)
         _give_vr(ds, tag, rule)
-        vr = rule.vr if rule is not None and rule.vr else _vr_of(ds, tag, rule)
+        vr = rule.vr if rule is not None and rule.vr else _vr_of(ds, tag)
         if rule is None:
             rule = compiled.rule_for(tag, vr, path)
         if rule.code == "K" and vr != "SQ" and not (mode or rule.collect):
