@@ -90,6 +90,9 @@ def build_parser() -> argparse.ArgumentParser:
     pu.set_defaults(handler=_cmd_db_upgrade)
 
     pseudonym_commands.register(sub)
+    from gateway.deid.commands import register as register_deid
+
+    register_deid(sub)
     return parser
 
 

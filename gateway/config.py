@@ -205,6 +205,35 @@ class PseudonymSettings(_Model):
     def secret_path(self) -> Path:
         """The file the secret is read from (the configured one, else the default)."""
         return self.secret_file if self.secret_file is not None else self.DEFAULT_SECRET_FILE
+class DeidSettings(_Model):
+    """The de-identification stage (gateway.deid): which profile, and where the rules live."""
+
+    # A shipped profile's name (rules/profiles/NAME.yaml) or a path to a profile file.
+    profile: str = "basic"
+    # Overrides the profile's policy for public attributes in no table (docs/deid.md).
+    unknown_public: Literal["keep_known_safe", "remove", "keep"] | None = None
+    # Folder holding ps3.15/, ps3.3/ and profiles/ (None: the rules/ folder of the source tree).
+    rules_dir: Path | None = None
+
+
+class FilterRuleSettings(_Model):
+    """One filter rule: when every listed condition holds, the instance is dropped or held."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    action: Literal["drop", "quarantine"] = "drop"
+    sop_class_uid: tuple[str, ...] = ()
+    modality: tuple[str, ...] = ()
+    # Every value listed must be among the instance's Image Type values (e.g. [LABEL]).
+    image_type: tuple[str, ...] = ()
+    # keyword -> accepted values; a value "*" matches any present value, "" an absent one.
+    attributes: dict[str, tuple[str, ...]] = Field(default_factory=dict)
+
+
+class FilterSettings(_Model):
+    """The filter stage (gateway.filters): rules inline and/or from a YAML file of rules."""
+
+    rules: tuple[FilterRuleSettings, ...] = ()
+    file: Path | None = None
 
 
 class Settings(_Model):
@@ -221,6 +250,8 @@ class Settings(_Model):
     metrics: MetricsSettings = MetricsSettings()
     logging: LogSettings = LogSettings()
     pseudonyms: PseudonymSettings = PseudonymSettings()
+    deid: DeidSettings = DeidSettings()
+    filters: FilterSettings = FilterSettings()
 
     @model_validator(mode="after")
     def _default_destination(self) -> Settings:

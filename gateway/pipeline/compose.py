@@ -13,6 +13,9 @@ from gateway.pipeline.stage import Stage, StageFactory, StageServices
 # name -> "module:factory". Each factory takes StageServices and returns a Stage.
 STAGES: dict[str, str] = {
     "passthrough": "gateway.pipeline.passthrough:make_stage",
+    "filter": "gateway.filters.stage:make_stage",
+    "deidentify": "gateway.deid.stage:make_stage",
+    "verify": "gateway.verify.stage:make_stage",
 }
 
 

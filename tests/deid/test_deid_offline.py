@@ -1,0 +1,123 @@
+"""The offline command: ``anonymize_tree`` in one and several processes, and the CLI."""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+
+import pydicom
+import pytest
+from deid_support import PLANTED, ct, sr
+
+from gateway.config import Settings, parse_settings
+from gateway.deid.offline import anonymize_tree
+from gateway.pseudonyms.interface import InMemoryPseudonymizer, Pseudonymizer
+
+CLI = [sys.executable, "-m", "gateway.cli"]
+
+
+def memory_store(settings: Settings) -> Pseudonymizer:
+    """A picklable pseudonymizer factory: the same key in every worker process."""
+    return InMemoryPseudonymizer(b"offline-test")
+
+
+def _tree(root: Path) -> None:
+    (root / "Zebulon_Quixote" / "ct").mkdir(parents=True)
+    for n in (1, 2, 3):
+        ct(number=n).save_as(root / "Zebulon_Quixote" / "ct" / f"{n}.dcm",
+                             enforce_file_format=True)
+    sr().save_as(root / "Zebulon_Quixote" / "report.dcm", enforce_file_format=True)
+    (root / "notes.txt").write_text("not dicom")
+
+
+def _settings() -> Settings:
+    return parse_settings({
+        "deid": {"profile": "research"},
+        "filters": {"rules": [{"name": "no-reports", "modality": ["SR"]}]},
+    })
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_anonymize_tree_counts_and_outputs(tmp_path: Path, jobs: int) -> None:
+    """Outputs are named by pseudonymous UIDs; filtered and unreadable inputs are counted."""
+    src, out = tmp_path / "in", tmp_path / "out"
+    _tree(src)
+    summary = anonymize_tree(src, out, _settings(), memory_store, jobs=jobs, progress=None)
+    assert (summary.done, summary.filtered, summary.unreadable) == (3, 1, 1)
+    assert summary.reasons["filtered: filter rule no-reports"] == 1
+    files = sorted(out.rglob("*.dcm"))
+    assert len(files) == 3
+    for f in files:
+        assert "Zebulon" not in str(f)
+        ds = pydicom.dcmread(f)
+        assert f.name == f"{ds.SOPInstanceUID}.dcm"
+        assert PLANTED["family"].encode() not in f.read_bytes()
+    assert len({pydicom.dcmread(f).StudyInstanceUID for f in files}) == 1
+
+
+def test_same_output_in_one_or_two_processes(tmp_path: Path) -> None:
+    """Parallel processes give byte-identical outputs to one process."""
+    src = tmp_path / "in"
+    _tree(src)
+    for jobs in (1, 2):
+        anonymize_tree(src, tmp_path / f"out{jobs}", _settings(), memory_store, jobs=jobs,
+                       progress=None)
+    one = {p.relative_to(tmp_path / "out1"): p.read_bytes() for p in
+           (tmp_path / "out1").rglob("*.dcm")}
+    two = {p.relative_to(tmp_path / "out2"): p.read_bytes() for p in
+           (tmp_path / "out2").rglob("*.dcm")}
+    assert one == two
+
+
+def test_quarantined_inputs_are_counted_and_held(tmp_path: Path) -> None:
+    """A profile override that keeps a name makes verify hold the file, with the reason."""
+    profile = tmp_path / "leaky.yaml"
+    profile.write_text("name: leaky\noptions: []\noverrides:\n"
+                       "  - keyword: OperatorsName\n    action: K\n")
+    src, out, held = tmp_path / "in", tmp_path / "out", tmp_path / "held"
+    src.mkdir()
+    ct().save_as(src / "a.dcm", enforce_file_format=True)
+    settings = parse_settings({"deid": {"profile": str(profile)}})
+    summary = anonymize_tree(src, out, settings, memory_store, quarantine=held, progress=None)
+    assert summary.quarantined == 1
+    (reason,) = summary.reasons
+    assert reason.startswith("quarantined: verify: identifying value") and "(0008,1070)" in reason
+    assert len(list(held.iterdir())) == 1 and not list(out.rglob("*.dcm"))
+
+
+def test_explain_cli_hides_values_unless_asked(tmp_path: Path) -> None:
+    """``explain`` lists actions and value classes; values appear only with --show-values."""
+    f = tmp_path / "a.dcm"
+    ct().save_as(f, enforce_file_format=True)
+    plain = subprocess.run([*CLI, "explain", str(f), "-p", "research"], capture_output=True,
+                           text=True, check=True).stdout
+    assert "PatientName" in plain and "name -> name" in plain
+    assert "InstitutionName" in plain and "removed" in plain
+    assert PLANTED["family"] not in plain
+    shown = subprocess.run([*CLI, "explain", str(f), "-p", "research", "--show-values"],
+                           capture_output=True, text=True, check=True).stdout
+    assert PLANTED["family"] in shown
+
+
+def test_explain_cli_names_profile_error(tmp_path: Path) -> None:
+    """A bad profile makes ``explain`` exit 2 with the profile's line and key."""
+    f = tmp_path / "a.dcm"
+    ct().save_as(f, enforce_file_format=True)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: bad\noptions: [nope]\n")
+    run = subprocess.run([*CLI, "explain", str(f), "-p", str(bad)], capture_output=True,
+                         text=True)
+    assert run.returncode == 2 and "line 2: options.0" in run.stderr
+
+
+@pytest.mark.skipif(importlib.util.find_spec("gateway.pseudonyms.factory") is not None,
+                    reason="the pseudonym store is part of this build")
+def test_anonymize_cli_says_store_missing(tmp_path: Path) -> None:
+    """Without the pseudonym store module, ``anonymize`` exits 2 and says what is missing."""
+    src = tmp_path / "in"
+    src.mkdir()
+    run = subprocess.run([*CLI, "anonymize", str(src), str(tmp_path / "out")],
+                         capture_output=True, text=True)
+    assert run.returncode == 2 and "gateway.pseudonyms.factory" in run.stderr
