@@ -63,12 +63,25 @@ def open_store(settings: Settings) -> tuple[Engine, JobStore]:
     return engine, JobStore(engine, settings.node_id)
 
 
+def needs_pseudonyms(settings: Settings) -> bool:
+    return "deidentify" in settings.pipeline.stages
+
+
 def build_services(settings: Settings) -> StageServices:
-    """Per-process resources for the stages (the pseudonym store once that stage runs)."""
-    return StageServices(settings=settings)
+    """Per-process resources for the stages: the pseudonym store when de-identifying.
+
+    Built inside each worker process (never before a fork): database connections and caches
+    are per process; consistency across processes comes from the keyed derivation.
+    """
+    services = StageServices(settings=settings)
+    if needs_pseudonyms(settings):
+        from gateway.pseudonyms.factory import open_pseudonymizer
+
+        services.pseudonymizer = open_pseudonymizer(settings)
+    return services
 
 
-def build_worker(settings: Settings, owner: str) -> tuple[JobRunner, JobStore]:
+def build_worker(settings: Settings, owner: str) -> tuple[JobRunner, JobStore, StageServices]:
     """Everything one worker process needs (called inside the spawned process)."""
     configure_logging(settings.logging, process="worker")
     _engine, store = open_store(settings)
@@ -77,7 +90,7 @@ def build_worker(settings: Settings, owner: str) -> tuple[JobRunner, JobStore]:
     stages = build_pipeline(settings.pipeline.stages, services)
     flush = getattr(services.pseudonymizer, "flush", None)
     runner = JobRunner(settings, store, spool, stages, owner, flush=flush)
-    return runner, store
+    return runner, store, services
 
 
 class SpoolLock:
@@ -165,6 +178,8 @@ class Gateway:
         self._lock.acquire()
         self.engine, self.store = open_store(s)
         upgrade(self.engine)
+        if needs_pseudonyms(s):
+            self._check_secret()
         jobs, deliveries = self.store.recover_node()
         partial = self.spool.clean_tmp()
         log.info("recovered", jobs=jobs, deliveries=deliveries, partial_files=partial)
@@ -193,6 +208,20 @@ class Gateway:
             sink=s.sink_enabled,
         )
 
+    def _check_secret(self) -> None:
+        """The site secret exists (created on a first start with the embedded defaults) and
+        is the one the pseudonym map was written with; otherwise refuse to start."""
+        from gateway.pseudonyms.factory import open_pseudonymizer
+        from gateway.pseudonyms.secret import SecretError, ensure_secret
+
+        try:
+            ensure_secret(self.settings)
+            open_pseudonymizer(self.settings).close()
+        except SecretError as err:
+            raise StartupError(str(err)) from None
+        except Exception as err:
+            raise StartupError(f"pseudonym store: {type(err).__name__}: {err}") from None
+
     @property
     def port(self) -> int:
         return int(self._server.server_address[1]) if self._server is not None else 0
@@ -219,11 +248,16 @@ class Gateway:
     # -- serve -----------------------------------------------------------------------------
     def serve_forever(self) -> None:
         """Supervise until stopped: a worker that dies is replaced."""
+        respawned: dict[int, float] = {}
         while not self.stop.wait(1.0):
             for i, p in enumerate(self._workers):
-                if not p.is_alive() and not self._worker_stop.is_set():
-                    log.warning("worker_died", worker=i, exitcode=p.exitcode)
-                    self._workers[i] = self._spawn_worker(i)
+                if p.is_alive() or self._worker_stop.is_set():
+                    continue
+                if time.monotonic() - respawned.get(i, -1e9) < 10.0:
+                    continue  # a worker that dies at start must not spin the CPU
+                log.warning("worker_died", worker=i, exitcode=p.exitcode)
+                respawned[i] = time.monotonic()
+                self._workers[i] = self._spawn_worker(i)
 
     # -- shutdown --------------------------------------------------------------------------
     def shutdown(self, grace: float = 30.0) -> None:

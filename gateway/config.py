@@ -110,7 +110,19 @@ class WorkerSettings(_Model):
 class PipelineSettings(_Model):
     """Stages run by each worker, in order, by registered name."""
 
-    stages: tuple[str, ...] = ("passthrough",)
+    stages: tuple[str, ...] = ("filter", "deidentify", "verify")
+
+    @field_validator("stages")
+    @classmethod
+    def _known_stages(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        from gateway.pipeline.compose import STAGES
+
+        unknown = [s for s in value if s not in STAGES]
+        if unknown:
+            raise ValueError(f"unknown stage(s) {unknown}; known: {sorted(STAGES)}")
+        if not value:
+            raise ValueError("at least one stage is needed (use 'passthrough' to forward as is)")
+        return value
 
 
 class DestinationSettings(_Model):

@@ -8,12 +8,14 @@ half-way through a transaction.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
-from sqlalchemy import Engine, MetaData, create_engine, event
+from sqlalchemy import Engine, MetaData, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
@@ -49,18 +51,26 @@ def _sqlite_begin(conn: Any) -> None:
 
 
 def make_engine(url: str, echo: bool = False) -> Engine:
-    """Create the engine for ``url``; SQLite files get their folder created and WAL enabled."""
+    """Create the engine for ``url``; SQLite files get their folder created and WAL enabled.
+
+    Statement parameters are originals (UIDs, Patient IDs), so they are kept out of exception
+    messages and echo logs (``hide_parameters``).
+    """
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, echo=echo, connect_args={"timeout": 30})
+        engine = create_engine(
+            url, echo=echo, hide_parameters=True, connect_args={"timeout": 30}
+        )
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin)
         return engine
     if parsed.drivername == "postgresql":
         parsed = parsed.set(drivername="postgresql+psycopg")
-    return create_engine(parsed, echo=echo, pool_pre_ping=True, pool_size=8, max_overflow=8)
+    return create_engine(
+        parsed, echo=echo, hide_parameters=True, pool_pre_ping=True, pool_size=8, max_overflow=8
+    )
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:
@@ -75,9 +85,34 @@ def _alembic_config(engine: Engine) -> AlembicConfig:
     return cfg
 
 
+# pg_advisory_lock key for schema migrations ("deid" in ASCII), so that several processes or
+# nodes starting at once do not race to create the same tables.
+_MIGRATION_LOCK = 0x64656964
+
+
+@contextmanager
+def migration_lock(engine: Engine) -> Iterator[None]:
+    """Serialise schema upgrades across processes and nodes (PostgreSQL advisory lock).
+
+    SQLite needs none: every transaction there starts with ``BEGIN IMMEDIATE``.
+    """
+    if engine.dialect.name != "postgresql":
+        yield
+        return
+    with engine.connect() as conn:
+        conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": _MIGRATION_LOCK})
+        conn.commit()
+        try:
+            yield
+        finally:
+            conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": _MIGRATION_LOCK})
+            conn.commit()
+
+
 def upgrade(engine: Engine, revision: str = "head") -> None:
     """Bring the schema to ``revision`` (Alembic), creating it on first start."""
-    command.upgrade(_alembic_config(engine), revision)
+    with migration_lock(engine):
+        command.upgrade(_alembic_config(engine), revision)
 
 
 def current_revision(engine: Engine) -> str | None:

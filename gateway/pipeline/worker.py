@@ -132,7 +132,11 @@ class JobRunner:
         except Exception as exc:
             return self._quarantine(job, describe_exception("encode", exc), "encode")
         if self._flush is not None:
-            self._flush()  # pseudonym map rows are committed before the instance may leave
+            try:
+                self._flush()  # pseudonym map rows are committed before the instance may leave
+            except Exception as exc:
+                self._spool.remove_output(job.id)
+                return self._retry(job, Outcome.retry(describe_exception("pseudonyms", exc)))
         ruleset = ";".join(ctx.versions)[:128] or None
         self._store.mark_ready(job.id, self._owner, self._destinations, ruleset)
         return OutcomeKind.CONTINUE
@@ -211,5 +215,10 @@ def worker_main(settings: Settings, index: int, stop: EventType, parent_pid: int
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop
     signal.signal(signal.SIGTERM, lambda *_: local.set())
     owner = f"{settings.node_id}/w{index}/{os.getpid()}"
-    runner, store = build_worker(settings, owner)
-    worker_loop(runner, store, settings, owner, _EitherEvent(stop, local), parent_pid)
+    runner, store, services = build_worker(settings, owner)
+    try:
+        worker_loop(runner, store, settings, owner, _EitherEvent(stop, local), parent_pid)
+    finally:
+        close = getattr(services.pseudonymizer, "close", None)
+        if close is not None:
+            close()
