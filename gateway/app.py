@@ -9,15 +9,14 @@ unfinished job.
 
 from __future__ import annotations
 
-import contextlib
 import fcntl
 import multiprocessing as mp
 import os
 import signal
+import sys
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
 from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import IO, Any
@@ -27,8 +26,7 @@ from sqlalchemy import Engine
 from gateway import flowcontrol
 from gateway.config import Settings
 from gateway.db import make_engine, upgrade
-from gateway.forward.scu import Forwarder
-from gateway.jobs.states import JobState
+from gateway.forward.process import forwarder_main
 from gateway.jobs.store import JobStore
 from gateway.observe.logs import configure_logging, get_logger
 from gateway.pipeline.compose import build_pipeline
@@ -50,6 +48,7 @@ def configure_pynetdicom(tmpdir: Path) -> None:
     from pynetdicom import _config
 
     flowcontrol.install()
+    sys.setswitchinterval(0.0005)
     tempfile.tempdir = str(tmpdir)  # received streams land in the spool's file system
     _config.STORE_RECV_CHUNKED_DATASET = True
     _config.STORE_SEND_CHUNKED_DATASET = True
@@ -119,39 +118,6 @@ class SpoolLock:
             self._fh = None
 
 
-class Janitor:
-    """Removes the spool files of sent jobs once their retention has passed."""
-
-    def __init__(self, store: JobStore, spool: Spool, keep_seconds: float) -> None:
-        self._store = store
-        self._spool = spool
-        self._keep = keep_seconds
-
-    def on_sent(self, job_ids: Sequence[str]) -> None:
-        if self._keep <= 0:
-            for job_id in job_ids:
-                self._spool.remove_job(job_id)
-
-    def sweep(self) -> int:
-        """Remove files of sent jobs older than the retention; returns how many jobs."""
-        if self._keep <= 0:
-            return 0
-        cutoff = time.time() - self._keep
-        old = {
-            p.stem
-            for d in (self._spool.incoming, self._spool.outgoing)
-            for p in d.glob("*.dcm")
-            if p.stat().st_mtime < cutoff
-        }
-        removed = 0
-        for job_id in old:
-            info = self._store.get(job_id)
-            if info is not None and info.state == JobState.SENT:
-                self._spool.remove_job(job_id)
-                removed += 1
-        return removed
-
-
 class Gateway:
     """The serve process: start-up, serve, shutdown as three visible steps."""
 
@@ -159,13 +125,12 @@ class Gateway:
         self.settings = settings
         self.spool = Spool(settings.spool.root)
         self.stop = threading.Event()  # set by SIGTERM/SIGINT: begin shutdown
-        self._fwd_stop = threading.Event()  # forwarders run on until workers have stopped
         self._ctx = mp.get_context("spawn")
         self._worker_stop = self._ctx.Event()
+        self._fwd_stop = self._ctx.Event()  # forwarders run on until workers have stopped
         self._workers: list[BaseProcess] = []
+        self._forwarder: BaseProcess | None = None
         self._sink: BaseProcess | None = None
-        self._threads: list[threading.Thread] = []
-        self._forwarders: list[Forwarder] = []
         self._server: Any = None
         self._lock = SpoolLock(self.spool.root / "gateway.lock")
         self.engine: Engine | None = None
@@ -189,12 +154,7 @@ class Gateway:
             self._sink.start()
         for i in range(s.workers.count):
             self._workers.append(self._spawn_worker(i))
-        janitor = Janitor(self.store, self.spool, s.spool.keep_sent_seconds)
-        for dest in s.destinations:
-            fwd = Forwarder(dest, self.store, self.spool, self._fwd_stop, janitor.on_sent)
-            self._forwarders.append(fwd)
-            self._thread(fwd.run, f"forward-{dest.name}")
-        self._thread(lambda: self._janitor_loop(janitor), "janitor")
+        self._forwarder = self._spawn_forwarder()
         budget = SpoolBudget(self.spool, s.spool)
         handler = StoreHandler(self.store, self.spool, budget, s.receiver.ae_title)
         self._server = start_receiver(s.receiver, handler)
@@ -235,29 +195,36 @@ class Gateway:
         p.start()
         return p
 
-    def _thread(self, target: Any, name: str) -> None:
-        t = threading.Thread(target=target, name=name, daemon=True)
-        t.start()
-        self._threads.append(t)
-
-    def _janitor_loop(self, janitor: Janitor) -> None:
-        while not self._fwd_stop.wait(30.0):
-            with contextlib.suppress(Exception):
-                janitor.sweep()
+    def _spawn_forwarder(self) -> BaseProcess:
+        p = self._ctx.Process(
+            target=forwarder_main,
+            args=(self.settings, self._fwd_stop, os.getpid()),
+            name="forwarder",
+        )
+        p.start()
+        return p
 
     # -- serve -----------------------------------------------------------------------------
     def serve_forever(self) -> None:
-        """Supervise until stopped: a worker that dies is replaced."""
-        respawned: dict[int, float] = {}
+        """Supervise until stopped: a worker or forwarder process that dies is replaced
+        (at most once per 10 s each, so that one failing at start-up cannot spin the CPU)."""
+        respawned: dict[str, float] = {}
+
+        def due(key: str, proc: BaseProcess | None, stop: Any) -> bool:
+            if proc is None or proc.is_alive() or stop.is_set():
+                return False
+            if time.monotonic() - respawned.get(key, -1e9) < 10.0:
+                return False
+            log.warning("process_died", process=key, exitcode=proc.exitcode)
+            respawned[key] = time.monotonic()
+            return True
+
         while not self.stop.wait(1.0):
             for i, p in enumerate(self._workers):
-                if p.is_alive() or self._worker_stop.is_set():
-                    continue
-                if time.monotonic() - respawned.get(i, -1e9) < 10.0:
-                    continue  # a worker that dies at start must not spin the CPU
-                log.warning("worker_died", worker=i, exitcode=p.exitcode)
-                respawned[i] = time.monotonic()
-                self._workers[i] = self._spawn_worker(i)
+                if due(f"worker-{i}", p, self._worker_stop):
+                    self._workers[i] = self._spawn_worker(i)
+            if due("forwarder", self._forwarder, self._fwd_stop):
+                self._forwarder = self._spawn_forwarder()
 
     # -- shutdown --------------------------------------------------------------------------
     def shutdown(self, grace: float = 30.0) -> None:
@@ -283,9 +250,12 @@ class Gateway:
                 p.terminate()  # its lease is recovered at the next start
                 p.join(5)
         self.stop.set()
-        self._fwd_stop.set()
-        for t in self._threads:
-            t.join(max(0.1, deadline - time.monotonic()))
+        self._fwd_stop.set()  # in-flight sends finish; the rest waits for the next start
+        if self._forwarder is not None:
+            self._forwarder.join(max(5.0, deadline - time.monotonic()))
+            if self._forwarder.is_alive():
+                self._forwarder.terminate()
+                self._forwarder.join(5)
         if self._sink is not None:
             self._sink.terminate()
             self._sink.join(5)

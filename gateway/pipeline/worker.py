@@ -22,7 +22,8 @@ from pydicom import Dataset, dcmread
 from pydicom.errors import InvalidDicomError
 
 from gateway.config import Settings
-from gateway.jobs.store import ClaimedJob, JobStore
+from gateway.jobs.states import JobState
+from gateway.jobs.store import ClaimedJob, Finish, JobStore
 from gateway.pipeline.stage import Outcome, OutcomeKind, Stage, StageContext
 from gateway.spool import Spool
 
@@ -74,7 +75,7 @@ def write_dataset(ds: Dataset, fh: Any) -> None:
 
 
 class JobRunner:
-    """Runs one claimed job to its next state."""
+    """Runs claimed jobs: each through the pipeline, then a batch's outcomes in one commit."""
 
     def __init__(
         self,
@@ -96,6 +97,44 @@ class JobRunner:
         self._destinations = [d.name for d in settings.destinations]
 
     def run(self, job: ClaimedJob) -> OutcomeKind:
+        """Process and commit one job (a batch of one)."""
+        return self.run_batch([job])[0]
+
+    def run_batch(self, jobs: Sequence[ClaimedJob]) -> list[OutcomeKind]:
+        """Process each job, make the pseudonym map durable, commit every outcome at once,
+        then move the files of filtered and quarantined jobs (database first, files after:
+        a crash in between leaves a job whose state is already decided)."""
+        results = [self.process(job) for job in jobs]
+        if self._flush is not None and any(r.state is JobState.READY for r in results):
+            results = self._flush_or_retry(jobs, results)
+        applied = set(self._store.finish(self._owner, results, self._destinations))
+        for r in results:
+            if r.job_id not in applied:
+                continue
+            if r.state is JobState.FILTERED:
+                self._spool.remove_job(r.job_id)
+            elif r.state is JobState.QUARANTINED:
+                self._spool.to_quarantine(r.job_id)
+        return [_KIND[r.state] for r in results]
+
+    def _flush_or_retry(
+        self, jobs: Sequence[ClaimedJob], results: list[Finish]
+    ) -> list[Finish]:
+        assert self._flush is not None
+        try:
+            self._flush()  # pseudonym map rows are committed before any instance may leave
+            return results
+        except Exception as exc:
+            out = []
+            for job, r in zip(jobs, results, strict=True):
+                if r.state is JobState.READY:
+                    self._spool.remove_output(job.id)
+                    r = self._retry(job, Outcome.retry(describe_exception("pseudonyms", exc)))
+                out.append(r)
+            return out
+
+    def process(self, job: ClaimedJob) -> Finish:
+        """Run the pipeline on one job from its original bytes; write the output if any."""
         started = time.monotonic()
         labels = {"modality": job.modality or "none"}
         src = self._spool.incoming_path(job.id)
@@ -105,54 +144,50 @@ class JobRunner:
         try:
             ds = dcmread(src)
         except FileNotFoundError:
-            return self._quarantine(job, "receive: original file missing from spool", "missing")
+            return self._quarantine("receive: original file missing from spool", "missing", job)
         except (InvalidDicomError, EOFError, ValueError, KeyError, TypeError) as exc:
-            return self._quarantine(job, describe_exception("decode", exc), "decode")
+            return self._quarantine(describe_exception("decode", exc), "decode", job)
         result = run_stages(self._stages, ds, ctx)
-        kind = result.outcome.kind
-        if kind is OutcomeKind.CONTINUE:
-            kind = self._finish(job, ds, ctx)
-        elif kind is OutcomeKind.FILTER:
-            if self._store.mark_filtered(
-                job.id, self._owner, result.outcome.reason, result.outcome.reason_class
-            ):
-                self._spool.remove_job(job.id)
-        elif kind is OutcomeKind.QUARANTINE:
-            kind = self._quarantine(job, result.outcome.reason, result.outcome.reason_class)
+        outcome = result.outcome
+        if outcome.kind is OutcomeKind.CONTINUE:
+            finish = self._write(job, ds, ctx)
+        elif outcome.kind is OutcomeKind.FILTER:
+            finish = Finish(job.id, JobState.FILTERED, outcome.reason, outcome.reason_class)
+        elif outcome.kind is OutcomeKind.QUARANTINE:
+            finish = self._quarantine(outcome.reason, outcome.reason_class, job)
         else:
-            kind = self._retry(job, result.outcome)
-        self._observe(f"job_{kind.value}", labels, time.monotonic() - started)
-        return kind
+            finish = self._retry(job, outcome)
+        self._observe(f"job_{_KIND[finish.state].value}", labels, time.monotonic() - started)
+        return finish
 
-    def _finish(self, job: ClaimedJob, ds: Dataset, ctx: StageContext) -> OutcomeKind:
+    def _write(self, job: ClaimedJob, ds: Dataset, ctx: StageContext) -> Finish:
         try:
             self._spool.write_output(job.id, lambda fh: write_dataset(ds, fh))
         except OSError:
             return self._retry(job, Outcome.retry("write: spool output failed", "spool"))
         except Exception as exc:
-            return self._quarantine(job, describe_exception("encode", exc), "encode")
-        if self._flush is not None:
-            try:
-                self._flush()  # pseudonym map rows are committed before the instance may leave
-            except Exception as exc:
-                self._spool.remove_output(job.id)
-                return self._retry(job, Outcome.retry(describe_exception("pseudonyms", exc)))
+            return self._quarantine(describe_exception("encode", exc), "encode", job)
         ruleset = ";".join(ctx.versions)[:128] or None
-        self._store.mark_ready(job.id, self._owner, self._destinations, ruleset)
-        return OutcomeKind.CONTINUE
+        return Finish(job.id, JobState.READY, ruleset=ruleset)
 
-    def _quarantine(self, job: ClaimedJob, reason: str, reason_class: str) -> OutcomeKind:
-        if self._store.quarantine(job.id, reason, reason_class, owner=self._owner):
-            self._spool.to_quarantine(job.id)
-        return OutcomeKind.QUARANTINE
+    @staticmethod
+    def _quarantine(reason: str, reason_class: str, job: ClaimedJob) -> Finish:
+        return Finish(job.id, JobState.QUARANTINED, reason, reason_class)
 
-    def _retry(self, job: ClaimedJob, outcome: Outcome) -> OutcomeKind:
+    def _retry(self, job: ClaimedJob, outcome: Outcome) -> Finish:
         if job.attempts >= self._settings.workers.max_attempts:
             reason = f"{outcome.reason} (after {job.attempts} attempts)"
-            return self._quarantine(job, reason, outcome.reason_class or "retries")
+            return self._quarantine(reason, outcome.reason_class or "retries", job)
         delay = min(60.0, 2.0 ** job.attempts)
-        self._store.release(job.id, self._owner, outcome.reason, delay)
-        return OutcomeKind.RETRY
+        return Finish(job.id, JobState.RECEIVED, outcome.reason, outcome.reason_class, delay)
+
+
+_KIND = {
+    JobState.READY: OutcomeKind.CONTINUE,
+    JobState.FILTERED: OutcomeKind.FILTER,
+    JobState.QUARANTINED: OutcomeKind.QUARANTINE,
+    JobState.RECEIVED: OutcomeKind.RETRY,
+}
 
 
 def worker_loop(
@@ -175,12 +210,11 @@ def worker_loop(
             idle = min(idle * 2, max(ws.poll_interval, 0.5))
             continue
         idle = ws.poll_interval
-        for i, job in enumerate(jobs):
-            if stop.is_set():
-                for rest in jobs[i:]:
-                    store.release(rest.id, owner, None, 0.0)
-                return
-            runner.run(job)
+        if stop.is_set():
+            for job in jobs:
+                store.release(job.id, owner, None, 0.0)
+            return
+        runner.run_batch(jobs)
 
 
 def _set_parent_death_signal() -> None:
@@ -211,6 +245,8 @@ def worker_main(settings: Settings, index: int, stop: EventType, parent_pid: int
     from gateway.app import build_worker
 
     _set_parent_death_signal()
+    with contextlib.suppress(OSError):
+        os.nice(settings.workers.nice)  # the receiver, which a sender waits on, comes first
     local = threading.Event()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop
     signal.signal(signal.SIGTERM, lambda *_: local.set())
