@@ -147,6 +147,8 @@ class JobRunner:
             return self._quarantine("receive: original file missing from spool", "missing", job)
         except (InvalidDicomError, EOFError, ValueError, KeyError, TypeError) as exc:
             return self._quarantine(describe_exception("decode", exc), "decode", job)
+        if "SOPClassUID" not in ds or "SOPInstanceUID" not in ds:
+            return self._quarantine("decode: no SOP Class or Instance UID", "decode", job)
         result = run_stages(self._stages, ds, ctx)
         outcome = result.outcome
         if outcome.kind is OutcomeKind.CONTINUE:
