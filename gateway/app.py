@@ -132,6 +132,7 @@ class Gateway:
         self._forwarder: BaseProcess | None = None
         self._sink: BaseProcess | None = None
         self._server: Any = None
+        self._handler: StoreHandler | None = None
         self._lock = SpoolLock(self.spool.root / "gateway.lock")
         self.engine: Engine | None = None
         self.store: JobStore | None = None
@@ -157,6 +158,7 @@ class Gateway:
         self._forwarder = self._spawn_forwarder()
         budget = SpoolBudget(self.spool, s.spool)
         handler = StoreHandler(self.store, self.spool, budget, s.receiver.ae_title)
+        self._handler = handler
         self._server = start_receiver(s.receiver, handler)
         log.info(
             "started",
@@ -231,6 +233,8 @@ class Gateway:
         """Stop accepting, let in-flight work finish or hand it back, then exit."""
         log.info("stopping")
         deadline = time.monotonic() + grace
+        if self._handler is not None:
+            self._handler.draining.set()  # an in-flight C-STORE finishes; later ones: 0xA700
         if self._server is not None:
             ae = self._server.ae
             self._server.shutdown()  # no new associations

@@ -133,11 +133,13 @@ class StoreHandler:
         self._budget = budget
         self._called_ae = called_ae
         self._observe = observe
+        # Set at shutdown: new instances are refused with 0xA700 so that senders keep them.
+        self.draining = threading.Event()
 
     def __call__(self, event: Any) -> int:
         calling = str(event.assoc.requestor.ae_title).strip()
         labels = {"calling_ae": calling}
-        refused = self._budget.refuse_reason()
+        refused = "shutting_down" if self.draining.is_set() else self._budget.refuse_reason()
         if refused is not None:
             self._observe("store_refused", {**labels, "reason": refused}, 1)
             return STATUS_OUT_OF_RESOURCES
