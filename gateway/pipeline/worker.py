@@ -40,6 +40,9 @@ def _ignore(_name: str, _labels: dict[str, str], _value: float) -> None:
     return None
 
 
+DEFER_SIZE = 64 * 1024
+
+
 class SafeMessageError(Exception):
     """An exception whose message is known to carry no patient value (may be recorded)."""
 
@@ -142,7 +145,9 @@ class JobRunner:
             job_id=job.id, calling_ae=job.calling_ae, called_ae=job.called_ae, source_path=src
         )
         try:
-            ds = dcmread(src)
+            # Values over 64 KiB (pixel data) stay in the file until a stage reads them or the
+            # output is written, so a large instance is not held twice in memory.
+            ds = dcmread(src, defer_size=DEFER_SIZE)
         except FileNotFoundError:
             return self._quarantine("receive: original file missing from spool", "missing", job)
         except (InvalidDicomError, EOFError, ValueError, KeyError, TypeError) as exc:
