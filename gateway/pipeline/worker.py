@@ -40,7 +40,7 @@ def _ignore(_name: str, _labels: dict[str, str], _value: float) -> None:
     return None
 
 
-DEFER_SIZE = 64 * 1024
+DEFER_SIZE = 4 * 1024 * 1024
 
 
 class SafeMessageError(Exception):
@@ -145,7 +145,7 @@ class JobRunner:
             job_id=job.id, calling_ae=job.calling_ae, called_ae=job.called_ae, source_path=src
         )
         try:
-            # Values over 64 KiB (pixel data) stay in the file until a stage reads them or the
+            # Values over 4 MiB (large pixel data) stay in the file until a stage reads them or the
             # output is written, so a large instance is not held twice in memory.
             ds = dcmread(src, defer_size=DEFER_SIZE)
         except FileNotFoundError:
