@@ -1,10 +1,12 @@
 """Composition and lifecycle of ``deid-gateway serve``: start-up, serve, graceful shutdown.
 
-One serve process runs the SCP (a thread per association), a forwarder thread per destination
-and the janitor; a pool of worker processes runs the pipeline; the embedded sink, when enabled,
-is a child process of its own. SIGTERM stops accepting associations, lets in-flight work finish
-(or hands it back to the queue), and exits with nothing lost; the next start resumes every
-unfinished job.
+One serve process runs the SCP (a thread per association), a forwarder thread per destination,
+the janitor and the metrics endpoint; a pool of worker processes runs the pipeline; the embedded
+sink, when enabled, is a child process of its own. Metrics of every process are collected in
+prometheus-client's multiprocess mode (see :mod:`gateway.observe.metrics`).
+
+SIGTERM stops accepting associations, lets in-flight work finish (or hands it back to the
+queue), and exits with nothing lost; the next start resumes every unfinished job.
 """
 
 from __future__ import annotations
@@ -24,13 +26,25 @@ from typing import IO, Any
 
 from sqlalchemy import Engine
 
-from gateway import flowcontrol
+from gateway import __version__, flowcontrol
 from gateway.config import Settings
 from gateway.db import make_engine, upgrade
 from gateway.forward.scu import Forwarder
 from gateway.jobs.states import JobState
 from gateway.jobs.store import JobStore
+from gateway.observe.endpoint import MetricsServer
 from gateway.observe.logs import configure_logging, get_logger
+from gateway.observe.metrics import (
+    SCRUBBER_STAGES,
+    GatewayMetrics,
+    Observer,
+    ServeState,
+    StateCollector,
+    enable_multiprocess,
+    exposition_registry,
+    process_dead,
+)
+from gateway.observe.readiness import Readiness
 from gateway.pipeline.compose import build_pipeline
 from gateway.pipeline.stage import StageServices
 from gateway.pipeline.worker import JobRunner, worker_main
@@ -81,16 +95,43 @@ def build_services(settings: Settings) -> StageServices:
     return services
 
 
-def build_worker(settings: Settings, owner: str) -> tuple[JobRunner, JobStore, StageServices]:
-    """Everything one worker process needs (called inside the spawned process)."""
-    configure_logging(settings.logging, process="worker")
+def _ignore(_name: str, _labels: dict[str, str], _value: float) -> None:
+    return None
+
+
+def build_worker(
+    settings: Settings, owner: str, index: int = 0
+) -> tuple[JobRunner, JobStore, StageServices]:
+    """Everything one worker process needs (called inside the spawned process).
+
+    The worker's metrics go to the multiprocess files that serve set up before spawning it;
+    a pixel stage finds them as ``services.extras["metrics"]`` (its ``.scrubber`` view).
+    """
+    configure_logging(settings.logging, process=f"worker-{index}")
     _engine, store = open_store(settings)
     spool = Spool(settings.spool.root)
     services = build_services(settings)
+    observe: Observer = _ignore
+    if settings.metrics.enabled:
+        metrics = GatewayMetrics(calling_aes=allowed_titles(settings))
+        services.extras["metrics"] = metrics
+        observe = metrics.observe
     stages = build_pipeline(settings.pipeline.stages, services)
     flush = getattr(services.pseudonymizer, "flush", None)
-    runner = JobRunner(settings, store, spool, stages, owner, flush=flush)
+    runner = JobRunner(
+        settings, store, spool, stages, owner, observe=observe, flush=flush, worker=str(index)
+    )
     return runner, store, services
+
+
+def allowed_titles(settings: Settings) -> list[str]:
+    return [c.ae_title for c in settings.receiver.allowed_callers]
+
+
+def sink_main(settings: Settings) -> None:
+    """Entry point of the embedded sink's process: the same PHI-free logging as the rest."""
+    configure_logging(settings.logging, process="sink")
+    run_sink(settings.sink)
 
 
 class SpoolLock:
@@ -170,12 +211,17 @@ class Gateway:
         self._lock = SpoolLock(self.spool.root / "gateway.lock")
         self.engine: Engine | None = None
         self.store: JobStore | None = None
+        self.metrics: GatewayMetrics | None = None
+        self._metrics_dir: Path | None = None
+        self._http: MetricsServer | None = None
+        self._readiness: Readiness | None = None
 
     # -- start-up --------------------------------------------------------------------------
     def start(self) -> None:
         s = self.settings
         self.spool.create()
         self._lock.acquire()
+        observe = self._start_metrics()
         self.engine, self.store = open_store(s)
         upgrade(self.engine)
         if needs_pseudonyms(s):
@@ -185,19 +231,24 @@ class Gateway:
         log.info("recovered", jobs=jobs, deliveries=deliveries, partial_files=partial)
         configure_pynetdicom(self.spool.tmp)
         if s.sink_enabled:
-            self._sink = self._ctx.Process(target=run_sink, args=(s.sink,), name="sink")
+            self._sink = self._ctx.Process(target=sink_main, args=(s,), name="sink")
             self._sink.start()
         for i in range(s.workers.count):
             self._workers.append(self._spawn_worker(i))
         janitor = Janitor(self.store, self.spool, s.spool.keep_sent_seconds)
         for dest in s.destinations:
-            fwd = Forwarder(dest, self.store, self.spool, self._fwd_stop, janitor.on_sent)
+            fwd = Forwarder(
+                dest, self.store, self.spool, self._fwd_stop, janitor.on_sent, observe=observe
+            )
             self._forwarders.append(fwd)
             self._thread(fwd.run, f"forward-{dest.name}")
         self._thread(lambda: self._janitor_loop(janitor), "janitor")
+        self._start_endpoint()
         budget = SpoolBudget(self.spool, s.spool)
-        handler = StoreHandler(self.store, self.spool, budget, s.receiver.ae_title)
-        self._server = start_receiver(s.receiver, handler)
+        handler = StoreHandler(
+            self.store, self.spool, budget, s.receiver.ae_title, observe=observe
+        )
+        self._server = start_receiver(s.receiver, handler, observe)
         log.info(
             "started",
             ae_title=s.receiver.ae_title,
@@ -206,7 +257,55 @@ class Gateway:
             workers=s.workers.count,
             destinations=[d.name for d in s.destinations],
             sink=s.sink_enabled,
+            metrics_port=self._http.port if self._http is not None else None,
         )
+
+    # -- metrics ---------------------------------------------------------------------------
+    def _start_metrics(self) -> Observer:
+        """Multiprocess metrics for this run (before any child is spawned); the observer."""
+        s = self.settings
+        if not s.metrics.enabled:
+            return _ignore
+        self._metrics_dir = enable_multiprocess(self.spool.root / "metrics")
+        self.metrics = GatewayMetrics(calling_aes=allowed_titles(s))
+        self.metrics.initialise(s.pipeline.stages, [d.name for d in s.destinations])
+        return self.metrics.observe
+
+    def _start_endpoint(self) -> None:
+        """/metrics, /healthz and /readyz, once everything they read exists."""
+        s = self.settings
+        if not s.metrics.enabled or self._metrics_dir is None:
+            return
+        assert self.store is not None and self.engine is not None
+        scrubber = any(stage in SCRUBBER_STAGES for stage in s.pipeline.stages)
+        state = ServeState(
+            store=self.store, spool=self.spool, spool_limit_bytes=s.spool.max_bytes,
+            spool_min_free_bytes=s.spool.min_free_bytes, destinations=self._health,
+            workers=self._alive, scrubber_configured=scrubber, version=__version__,
+            node=s.node_id,
+        )
+        self._readiness = Readiness(
+            engine=self.engine, spool=self.spool, spool_limit_bytes=s.spool.max_bytes,
+            spool_min_free_bytes=s.spool.min_free_bytes, workers=self._alive,
+            destinations=self._health, scrubber_configured=scrubber,
+            metrics_dir=self._metrics_dir,
+            destination_grace_seconds=s.metrics.ready_destination_grace_seconds,
+        )
+        registry = exposition_registry(self._metrics_dir, [StateCollector(state)])
+        try:
+            self._http = MetricsServer(
+                s.metrics.bind_address, s.metrics.port, registry, self._readiness
+            ).start()
+        except OSError as err:
+            raise StartupError(
+                f"metrics endpoint {s.metrics.bind_address}:{s.metrics.port}: {err.strerror}"
+            ) from None
+
+    def _health(self) -> dict[str, Any]:
+        return {f.dest.name: f.health for f in self._forwarders}
+
+    def _alive(self) -> list[bool]:
+        return [p.is_alive() for p in self._workers]
 
     def _check_secret(self) -> None:
         """The site secret exists (created on a first start with the embedded defaults) and
@@ -232,7 +331,7 @@ class Gateway:
             args=(self.settings, index, self._worker_stop, os.getpid()),
             name=f"worker-{index}",
         )
-        p.start()
+        p.start()  # a spawned child inherits PROMETHEUS_MULTIPROC_DIR set by _start_metrics
         return p
 
     def _thread(self, target: Any, name: str) -> None:
@@ -256,6 +355,8 @@ class Gateway:
                 if time.monotonic() - respawned.get(i, -1e9) < 10.0:
                     continue  # a worker that dies at start must not spin the CPU
                 log.warning("worker_died", worker=i, exitcode=p.exitcode)
+                if self._metrics_dir is not None and p.pid is not None:
+                    process_dead(p.pid, self._metrics_dir)
                 respawned[i] = time.monotonic()
                 self._workers[i] = self._spawn_worker(i)
 
@@ -263,6 +364,8 @@ class Gateway:
     def shutdown(self, grace: float = 30.0) -> None:
         """Stop accepting, let in-flight work finish or hand it back, then exit."""
         log.info("stopping")
+        if self._readiness is not None:
+            self._readiness.stopping = True  # load balancers see 503 from now on
         deadline = time.monotonic() + grace
         if self._server is not None:
             ae = self._server.ae
@@ -289,6 +392,8 @@ class Gateway:
         if self._sink is not None:
             self._sink.terminate()
             self._sink.join(5)
+        if self._http is not None:
+            self._http.stop()
         if self.engine is not None:
             self.engine.dispose()
         self._lock.release()

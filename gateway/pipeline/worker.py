@@ -23,10 +23,15 @@ from pydicom.errors import InvalidDicomError
 
 from gateway.config import Settings
 from gateway.jobs.store import ClaimedJob, JobStore
+from gateway.observe.logs import get_logger
 from gateway.pipeline.stage import Outcome, OutcomeKind, Stage, StageContext
 from gateway.spool import Spool
 
+# Hook for observability: (event name, labels, value) -> None. Never given patient values.
 Observer = Callable[[str, dict[str, str], float], None]
+# Called after each stage with (stage name, its outcome, seconds it took).
+StageReport = Callable[[str, Outcome, float], None]
+log = get_logger("gateway.worker")
 
 
 class StopEvent(Protocol):
@@ -57,16 +62,31 @@ class Result:
     stage: str
 
 
-def run_stages(stages: Sequence[Stage], ds: Dataset, ctx: StageContext) -> Result:
-    """Run stages in order until one does not continue; exceptions become quarantine."""
+def _no_report(_stage: str, _outcome: Outcome, _seconds: float) -> None:
+    return None
+
+
+def run_stages(
+    stages: Sequence[Stage], ds: Dataset, ctx: StageContext, report: StageReport = _no_report
+) -> Result:
+    """Run stages in order until one does not continue; exceptions become quarantine.
+
+    Each stage is timed and reported; an exception is reported by its class name only.
+    """
     for stage in stages:
+        started = time.perf_counter()
         try:
             outcome = stage(ds, ctx)
         except Exception as exc:
             outcome = Outcome.quarantine(describe_exception(stage.name, exc), "error")
+        report(stage.name, outcome, time.perf_counter() - started)
         if outcome.kind is not OutcomeKind.CONTINUE:
             return Result(outcome, stage.name)
     return Result(Outcome.proceed(), "")
+
+
+def _text(value: object) -> str:
+    return "" if value is None else str(value)
 
 
 def write_dataset(ds: Dataset, fh: Any) -> None:
@@ -74,7 +94,11 @@ def write_dataset(ds: Dataset, fh: Any) -> None:
 
 
 class JobRunner:
-    """Runs one claimed job to its next state."""
+    """Runs one claimed job to its next state, with one log line per stage and one per job.
+
+    Log lines carry the job id and, once the ``deidentify`` stage has replaced it, the output
+    SOP Instance UID (never the input one: a profile that keeps UIDs keeps them unlogged too).
+    """
 
     def __init__(
         self,
@@ -85,6 +109,7 @@ class JobRunner:
         owner: str,
         observe: Observer = _ignore,
         flush: Callable[[], None] | None = None,
+        worker: str = "0",
     ) -> None:
         self._settings = settings
         self._store = store
@@ -93,53 +118,100 @@ class JobRunner:
         self._owner = owner
         self._observe = observe
         self._flush = flush
+        self._worker = worker
         self._destinations = [d.name for d in settings.destinations]
+
+    def heartbeat(self) -> None:
+        """The worker loop is alive (a live gauge per worker)."""
+        self._observe("worker_heartbeat", {"worker": self._worker}, time.time())
 
     def run(self, job: ClaimedJob) -> OutcomeKind:
         started = time.monotonic()
-        labels = {"modality": job.modality or "none"}
+        track = _Tracker(self._observe, job)
         src = self._spool.incoming_path(job.id)
         ctx = StageContext(
             job_id=job.id, calling_ae=job.calling_ae, called_ae=job.called_ae, source_path=src
         )
+        decoding = time.perf_counter()
+        failed: Outcome | None = None
         try:
             ds = dcmread(src)
         except FileNotFoundError:
-            return self._quarantine(job, "receive: original file missing from spool", "missing")
+            failed = Outcome.quarantine("receive: original file missing from spool", "missing")
         except (InvalidDicomError, EOFError, ValueError, KeyError, TypeError) as exc:
-            return self._quarantine(job, describe_exception("decode", exc), "decode")
-        result = run_stages(self._stages, ds, ctx)
-        kind = result.outcome.kind
-        if kind is OutcomeKind.CONTINUE:
-            kind = self._finish(job, ds, ctx)
-        elif kind is OutcomeKind.FILTER:
-            if self._store.mark_filtered(
-                job.id, self._owner, result.outcome.reason, result.outcome.reason_class
-            ):
-                self._spool.remove_job(job.id)
-        elif kind is OutcomeKind.QUARANTINE:
-            kind = self._quarantine(job, result.outcome.reason, result.outcome.reason_class)
-        else:
-            kind = self._retry(job, result.outcome)
-        self._observe(f"job_{kind.value}", labels, time.monotonic() - started)
-        return kind
+            failed = Outcome.quarantine(describe_exception("decode", exc), "decode")
+        track.stage("decode", failed or Outcome.proceed(), time.perf_counter() - decoding)
+        if failed is not None:
+            return self._end(track, job, failed, "decode", started)
+        track.watch(ds)
+        result = run_stages(self._stages, ds, ctx, track.stage)
+        if ctx.notes.get("pixels_cleaned"):
+            self._observe("scrubbed", track.labels, 1)
+        if result.outcome.kind is OutcomeKind.CONTINUE:
+            outcome, stage = self._finish(job, ds, ctx, track)
+            return self._end(track, job, outcome, stage, started)
+        return self._end(track, job, result.outcome, result.stage, started)
 
-    def _finish(self, job: ClaimedJob, ds: Dataset, ctx: StageContext) -> OutcomeKind:
+    def _finish(
+        self, job: ClaimedJob, ds: Dataset, ctx: StageContext, track: _Tracker
+    ) -> tuple[Outcome, str]:
+        """Write the output and mark the job ready; the outcome and step of a failure."""
+        writing = time.perf_counter()
+        outcome = Outcome.proceed()
         try:
             self._spool.write_output(job.id, lambda fh: write_dataset(ds, fh))
         except OSError:
-            return self._retry(job, Outcome.retry("write: spool output failed", "spool"))
+            outcome = Outcome.retry("write: spool output failed", "spool")
         except Exception as exc:
-            return self._quarantine(job, describe_exception("encode", exc), "encode")
+            outcome = Outcome.quarantine(describe_exception("encode", exc), "encode")
+        track.stage("encode", outcome, time.perf_counter() - writing)
+        if outcome.kind is not OutcomeKind.CONTINUE:
+            return outcome, "encode"
         if self._flush is not None:
             try:
                 self._flush()  # pseudonym map rows are committed before the instance may leave
             except Exception as exc:
                 self._spool.remove_output(job.id)
-                return self._retry(job, Outcome.retry(describe_exception("pseudonyms", exc)))
+                return Outcome.retry(describe_exception("pseudonyms", exc)), "pseudonyms"
         ruleset = ";".join(ctx.versions)[:128] or None
         self._store.mark_ready(job.id, self._owner, self._destinations, ruleset)
-        return OutcomeKind.CONTINUE
+        return outcome, ""
+
+    def _apply(self, job: ClaimedJob, outcome: Outcome) -> OutcomeKind:
+        """Record a non-continue outcome in the job store (continue was recorded as ready)."""
+        kind = outcome.kind
+        if kind is OutcomeKind.FILTER:
+            if self._store.mark_filtered(job.id, self._owner, outcome.reason,
+                                         outcome.reason_class):
+                self._spool.remove_job(job.id)
+        elif kind is OutcomeKind.QUARANTINE:
+            kind = self._quarantine(job, outcome.reason, outcome.reason_class)
+        elif kind is OutcomeKind.RETRY:
+            kind = self._retry(job, outcome)
+        return kind
+
+    def _end(self, track: _Tracker, job: ClaimedJob, outcome: Outcome, stage: str,
+             started: float) -> OutcomeKind:
+        """Apply the outcome; then the job's metric event and its one summary log line."""
+        kind = self._apply(job, outcome)
+        reason_class = outcome.reason_class
+        if kind is OutcomeKind.QUARANTINE and outcome.kind is OutcomeKind.RETRY:
+            reason_class = reason_class or "retries"  # attempts exhausted
+        seconds = time.monotonic() - started
+        self._observe(f"job_{kind.value}",
+                      {**track.labels, "reason_class": reason_class, "stage": stage}, seconds)
+        fields: dict[str, object] = {"job_id": job.id, "outcome": kind.value,
+                                     "duration_ms": round(seconds * 1000, 2)}
+        if kind is not OutcomeKind.CONTINUE:
+            fields.update(stage=stage, reason_class=reason_class, reason=outcome.reason)
+        uid = track.output_uid()
+        if uid:
+            fields["sop_instance_uid"] = uid
+        if kind in (OutcomeKind.QUARANTINE, OutcomeKind.RETRY):
+            log.warning("job", **fields)
+        else:
+            log.info("job", **fields)
+        return kind
 
     def _quarantine(self, job: ClaimedJob, reason: str, reason_class: str) -> OutcomeKind:
         if self._store.quarantine(job.id, reason, reason_class, owner=self._owner):
@@ -153,6 +225,47 @@ class JobRunner:
         delay = min(60.0, 2.0 ** job.attempts)
         self._store.release(job.id, self._owner, outcome.reason, delay)
         return OutcomeKind.RETRY
+
+
+class _Tracker:
+    """Per-job bookkeeping for metrics and logs: bounded labels, the stage lines, and whether
+    the dataset's SOP Instance UID is now a pseudonym (so that it may be logged)."""
+
+    def __init__(self, observe: Observer, job: ClaimedJob) -> None:
+        self._observe = observe
+        self.job_id = job.id
+        self.labels = {"modality": job.modality or "none"}
+        self._ds: Dataset | None = None
+        self._input_uid = ""
+        self._pseudonymised = False
+
+    def watch(self, ds: Dataset) -> None:
+        """Remember the dataset and its input SOP Instance UID (in memory, never logged)."""
+        self._ds = ds
+        self._input_uid = _text(ds.get("SOPInstanceUID"))
+
+    def output_uid(self) -> str:
+        """The output SOP Instance UID once de-identification replaced it, else ''."""
+        if not self._pseudonymised or self._ds is None:
+            return ""
+        uid = _text(self._ds.get("SOPInstanceUID"))
+        return uid if uid and uid != self._input_uid else ""
+
+    def stage(self, name: str, outcome: Outcome, seconds: float) -> None:
+        """One step's metric event and log line."""
+        if name == "deidentify" and outcome.kind is OutcomeKind.CONTINUE:
+            self._pseudonymised = True
+        self._observe("stage", {**self.labels, "stage": name, "outcome": outcome.kind.value},
+                      seconds)
+        fields: dict[str, object] = {"job_id": self.job_id, "stage": name,
+                                     "outcome": outcome.kind.value,
+                                     "duration_ms": round(seconds * 1000, 3)}
+        if outcome.kind is not OutcomeKind.CONTINUE:
+            fields.update(reason_class=outcome.reason_class, reason=outcome.reason)
+        uid = self.output_uid()
+        if uid:
+            fields["sop_instance_uid"] = uid
+        log.info("stage", **fields)
 
 
 def worker_loop(
@@ -169,6 +282,7 @@ def worker_loop(
     while not stop.is_set():
         if parent_pid is not None and os.getppid() != parent_pid:
             return
+        runner.heartbeat()
         jobs = store.claim(owner, ws.batch_size, ws.lease_seconds)
         if not jobs:
             stop.wait(idle)
@@ -215,10 +329,15 @@ def worker_main(settings: Settings, index: int, stop: EventType, parent_pid: int
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop
     signal.signal(signal.SIGTERM, lambda *_: local.set())
     owner = f"{settings.node_id}/w{index}/{os.getpid()}"
-    runner, store, services = build_worker(settings, owner)
     try:
-        worker_loop(runner, store, settings, owner, _EitherEvent(stop, local), parent_pid)
-    finally:
-        close = getattr(services.pseudonymizer, "close", None)
-        if close is not None:
-            close()
+        runner, store, services = build_worker(settings, owner, index)
+        try:
+            worker_loop(runner, store, settings, owner, _EitherEvent(stop, local), parent_pid)
+        finally:
+            close = getattr(services.pseudonymizer, "close", None)
+            if close is not None:
+                close()
+    except Exception as exc:
+        # multiprocessing would print the traceback, message included, to stderr.
+        log.error("worker_failed", worker=index, exc_type=type(exc).__name__)
+        raise SystemExit(1) from None
