@@ -247,8 +247,7 @@ class GatewayMetrics:
         # Pipeline
         self.filtered = counter("instances_filtered", "Instances dropped by a filter rule.",
                                 ["modality"])
-        self.scrubbed = counter("instances_scrubbed", "Instances whose pixels were scrubbed.",
-                                ["modality"])
+        self.scrubbed = counter("instances_scrubbed", "Instances whose pixels were scrubbed.")
         self.deidentified = counter("instances_deidentified",
                                     "Instances the de-identification stage completed.",
                                     ["modality"])
@@ -377,8 +376,8 @@ class GatewayMetrics:
             counter = self.deidentified if stage == DEIDENTIFY else self.verified
             counter.labels(modality_label(labels.get("modality"))).inc()
 
-    def _on_scrubbed(self, labels: Mapping[str, str], _value: float) -> None:
-        self.scrubbed.labels(modality_label(labels.get("modality"))).inc()
+    def _on_scrubbed(self, _labels: Mapping[str, str], _value: float) -> None:
+        self.scrubbed.inc()
 
     def _on_job_continue(self, labels: Mapping[str, str], _value: float) -> None:
         self.processed.labels(modality_label(labels.get("modality"))).inc()
