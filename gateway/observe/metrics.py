@@ -186,14 +186,17 @@ def _name(short: str) -> str:
 class ScrubberMetrics:
     """What the pixel scrubber reports. Whichever process runs the model calls :meth:`batch`
     after each batch and :meth:`alive` at least every few seconds (and with ``False`` when the
-    model cannot run); ``/readyz`` and the ``ScrubberDown`` alert read the heartbeat."""
+    model cannot run); ``/readyz`` and the ``DeidScrubberDown`` alert read the heartbeat. Built
+    without metrics (``parent=None``) every call does nothing."""
 
-    def __init__(self, parent: GatewayMetrics) -> None:
+    def __init__(self, parent: GatewayMetrics | None) -> None:
         self._m = parent
 
     def batch(self, frames: int, seconds: float) -> None:
         """One batch of ``frames`` frames went through the detector in ``seconds``."""
         m = self._m
+        if m is None:
+            return
         m.scrubber_frames.inc(frames)
         m.scrubber_batch_frames.observe(frames)
         if seconds > 0:
@@ -202,8 +205,23 @@ class ScrubberMetrics:
 
     def alive(self, ready: bool = True) -> None:
         """Heartbeat: the scrubber runs (``ready``) or is up but cannot scrub (``False``)."""
+        if self._m is None:
+            return
         self._m.scrubber_up.set(1.0 if ready else 0.0)
         self._m.scrubber_heartbeat.set(time.time())
+
+
+def scrubber_metrics(extras: Mapping[str, Any]) -> ScrubberMetrics:
+    """The scrubber's view for the pixel stage: ``scrubber_metrics(services.extras)``.
+
+    Worker processes put their :class:`GatewayMetrics` in ``StageServices.extras["metrics"]``;
+    with metrics disabled the view does nothing. A scrubber process of its own (spawned by
+    ``serve`` after :func:`enable_multiprocess`) builds ``GatewayMetrics()`` once at its start
+    and uses ``.scrubber``. Instances whose pixels were cleaned are counted from
+    ``ctx.notes["pixels_cleaned"]`` by the job runner, not here.
+    """
+    metrics = extras.get("metrics")
+    return metrics.scrubber if isinstance(metrics, GatewayMetrics) else ScrubberMetrics(None)
 
 
 class GatewayMetrics:

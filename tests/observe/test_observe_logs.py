@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import logging
@@ -15,21 +16,26 @@ import structlog
 from pydicom import Dataset
 
 from gateway.config import LogSettings
-from gateway.observe.logs import configure_logging, get_logger, redact_exceptions
+from gateway.observe.logs import (
+    CHATTY_LIBRARIES,
+    configure_logging,
+    get_logger,
+    redact_exceptions,
+)
 
 NAME = "Fakename731^Quintessa"
 PATIENT_ID = "SYN48151623"
 
 
-@pytest.fixture
-def logs() -> Iterator[io.StringIO]:
-    """Logging configured at debug into a buffer; every global it touches restored after."""
+@contextlib.contextmanager
+def configured(settings: LogSettings) -> Iterator[io.StringIO]:
+    """Logging configured into a buffer; every global it touches is restored after."""
     root = logging.getLogger()
     saved_handlers, saved_level = list(root.handlers), root.level
-    saved_levels = {n: logging.getLogger(n).level for n in ("pydicom", "pynetdicom")}
+    saved_levels = {n: logging.getLogger(n).level for n in CHATTY_LIBRARIES}
     buf = io.StringIO()
     with warnings.catch_warnings():
-        configure_logging(LogSettings(level="debug"), process="test", stream=buf)
+        configure_logging(settings, process="test", stream=buf)
         try:
             yield buf
         finally:
@@ -40,6 +46,13 @@ def logs() -> Iterator[io.StringIO]:
                 logging.getLogger(n).setLevel(lvl)
             sys.excepthook = sys.__excepthook__
             threading.excepthook = threading.__excepthook__
+
+
+@pytest.fixture
+def logs() -> Iterator[io.StringIO]:
+    """Logging configured at debug into a buffer."""
+    with configured(LogSettings(level="debug")) as buf:
+        yield buf
 
 
 def lines(buf: io.StringIO) -> list[dict[str, object]]:
@@ -126,17 +139,10 @@ def test_lines_are_json_with_fixed_leading_keys(logs: io.StringIO) -> None:
 
 def test_level_is_configurable() -> None:
     """At level warning, info lines are dropped."""
-    buf = io.StringIO()
-    try:
-        configure_logging(LogSettings(level="warning"), process="t", stream=buf)
+    with configured(LogSettings(level="warning")) as buf:
         log = get_logger("gateway.test")
         log.info("dropped")
         log.warning("kept")
-    finally:
-        structlog.reset_defaults()
-        logging.getLogger().handlers.clear()
-        sys.excepthook = sys.__excepthook__
-        threading.excepthook = threading.__excepthook__
     assert [e["event"] for e in lines(buf)] == ["kept"]
 
 
@@ -148,3 +154,15 @@ def test_redact_processor_drops_stack_and_exc_info() -> None:
         event = redact_exceptions(None, "error", {"event": "x", "exc_info": sys.exc_info(),
                                                   "stack_info": True, "stack": "..."})
     assert event == {"event": "x", "exc_type": "OSError"}
+
+
+def test_console_format_is_optional() -> None:
+    """format: console renders human-readable lines, still reduced (no exception text)."""
+    with configured(LogSettings(format="console")) as buf:
+        try:
+            raise ValueError(NAME)
+        except ValueError:
+            get_logger("gateway.test").exception("stage_failed", job_id="j9")
+    text = buf.getvalue()
+    assert "stage_failed" in text and "j9" in text and "ValueError" in text
+    assert NAME not in text and not text.lstrip().startswith("{")

@@ -14,6 +14,7 @@ from gateway.observe.metrics import (
     BoundedValues,
     GatewayMetrics,
     modality_label,
+    scrubber_metrics,
     sop_class_label,
     token_label,
 )
@@ -172,3 +173,13 @@ def test_every_event_the_pipeline_emits_is_understood(metrics: GatewayMetrics) -
                 emitted.add(name)
     assert {"stored", "stage", "forwarded", "end_to_end", "worker_heartbeat"} <= emitted
     assert emitted <= metrics.event_names(), emitted - metrics.event_names()
+
+
+def test_scrubber_view_from_stage_services(metrics: GatewayMetrics,
+                                           reg: CollectorRegistry) -> None:
+    """A pixel stage gets the view from services.extras; without metrics it is a no-op."""
+    scrubber_metrics({"metrics": metrics}).batch(4, 0.1)
+    assert value(reg, "deid_scrubber_frames_total") == 4
+    scrubber_metrics({}).batch(4, 0.1)  # metrics disabled: nothing to record, no error
+    scrubber_metrics({}).alive(False)
+    assert value(reg, "deid_scrubber_frames_total") == 4
