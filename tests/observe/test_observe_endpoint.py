@@ -1,4 +1,5 @@
-"""/healthz, /readyz and /metrics of the serve process, and the scrape-time gauges."""
+"""/healthz, /readyz and /metrics of the serve process, and the scrape-time gauges
+(on SQLite and PostgreSQL: the ``engine`` fixture of conftest.py)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import Engine
 
-from gateway.db import make_engine, upgrade
+from gateway.db import make_engine
 from gateway.forward.scu import DestinationHealth
 from gateway.jobs.store import JobStore, NewJob
 from gateway.observe.endpoint import MetricsServer
@@ -23,14 +24,6 @@ from gateway.observe.readiness import Readiness, report
 from gateway.spool import Spool
 
 NOW = 1_800_000_000.0
-
-
-@pytest.fixture
-def engine(tmp_path: Path) -> Iterator[Engine]:
-    eng = make_engine(f"sqlite:///{tmp_path / 'gw.db'}")
-    upgrade(eng)
-    yield eng
-    eng.dispose()
 
 
 @pytest.fixture
