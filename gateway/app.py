@@ -1,9 +1,10 @@
 """Composition and lifecycle of ``deid-gateway serve``: start-up, serve, graceful shutdown.
 
-One serve process runs the SCP (a thread per association), a forwarder thread per destination,
-the janitor and the metrics endpoint; a pool of worker processes runs the pipeline; the embedded
-sink, when enabled, is a child process of its own. Metrics of every process are collected in
-prometheus-client's multiprocess mode (see :mod:`gateway.observe.metrics`).
+One serve process runs the SCP (a thread per association) and the metrics endpoint; a forwarder
+process runs a thread per destination and the janitor; a pool of worker processes runs the
+pipeline; the embedded sink, when enabled, is a child process of its own. Metrics of every
+process are collected in prometheus-client's multiprocess mode (see
+:mod:`gateway.observe.metrics`).
 
 SIGTERM stops accepting associations, lets in-flight work finish (or hands it back to the
 queue), and exits with nothing lost; the next start resumes every unfinished job.
@@ -11,15 +12,14 @@ queue), and exits with nothing lost; the next start resumes every unfinished job
 
 from __future__ import annotations
 
-import contextlib
 import fcntl
 import multiprocessing as mp
 import os
 import signal
+import sys
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
 from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import IO, Any
@@ -29,8 +29,8 @@ from sqlalchemy import Engine
 from gateway import __version__, flowcontrol
 from gateway.config import Settings
 from gateway.db import make_engine, upgrade
-from gateway.forward.scu import Forwarder
-from gateway.jobs.states import JobState
+from gateway.forward.process import forwarder_main, read_health
+from gateway.forward.scu import DestinationHealth
 from gateway.jobs.store import JobStore
 from gateway.observe.endpoint import MetricsServer
 from gateway.observe.logs import configure_logging, get_logger
@@ -64,6 +64,7 @@ def configure_pynetdicom(tmpdir: Path) -> None:
     from pynetdicom import _config
 
     flowcontrol.install()
+    sys.setswitchinterval(0.0005)
     tempfile.tempdir = str(tmpdir)  # received streams land in the spool's file system
     _config.STORE_RECV_CHUNKED_DATASET = True
     _config.STORE_SEND_CHUNKED_DATASET = True
@@ -160,39 +161,6 @@ class SpoolLock:
             self._fh = None
 
 
-class Janitor:
-    """Removes the spool files of sent jobs once their retention has passed."""
-
-    def __init__(self, store: JobStore, spool: Spool, keep_seconds: float) -> None:
-        self._store = store
-        self._spool = spool
-        self._keep = keep_seconds
-
-    def on_sent(self, job_ids: Sequence[str]) -> None:
-        if self._keep <= 0:
-            for job_id in job_ids:
-                self._spool.remove_job(job_id)
-
-    def sweep(self) -> int:
-        """Remove files of sent jobs older than the retention; returns how many jobs."""
-        if self._keep <= 0:
-            return 0
-        cutoff = time.time() - self._keep
-        old = {
-            p.stem
-            for d in (self._spool.incoming, self._spool.outgoing)
-            for p in d.glob("*.dcm")
-            if p.stat().st_mtime < cutoff
-        }
-        removed = 0
-        for job_id in old:
-            info = self._store.get(job_id)
-            if info is not None and info.state == JobState.SENT:
-                self._spool.remove_job(job_id)
-                removed += 1
-        return removed
-
-
 class Gateway:
     """The serve process: start-up, serve, shutdown as three visible steps."""
 
@@ -200,14 +168,14 @@ class Gateway:
         self.settings = settings
         self.spool = Spool(settings.spool.root)
         self.stop = threading.Event()  # set by SIGTERM/SIGINT: begin shutdown
-        self._fwd_stop = threading.Event()  # forwarders run on until workers have stopped
         self._ctx = mp.get_context("spawn")
         self._worker_stop = self._ctx.Event()
+        self._fwd_stop = self._ctx.Event()  # forwarders run on until workers have stopped
         self._workers: list[BaseProcess] = []
+        self._forwarder: BaseProcess | None = None
         self._sink: BaseProcess | None = None
-        self._threads: list[threading.Thread] = []
-        self._forwarders: list[Forwarder] = []
         self._server: Any = None
+        self._handler: StoreHandler | None = None
         self._lock = SpoolLock(self.spool.root / "gateway.lock")
         self.engine: Engine | None = None
         self.store: JobStore | None = None
@@ -235,19 +203,13 @@ class Gateway:
             self._sink.start()
         for i in range(s.workers.count):
             self._workers.append(self._spawn_worker(i))
-        janitor = Janitor(self.store, self.spool, s.spool.keep_sent_seconds)
-        for dest in s.destinations:
-            fwd = Forwarder(
-                dest, self.store, self.spool, self._fwd_stop, janitor.on_sent, observe=observe
-            )
-            self._forwarders.append(fwd)
-            self._thread(fwd.run, f"forward-{dest.name}")
-        self._thread(lambda: self._janitor_loop(janitor), "janitor")
+        self._forwarder = self._spawn_forwarder()
         self._start_endpoint()
         budget = SpoolBudget(self.spool, s.spool)
         handler = StoreHandler(
             self.store, self.spool, budget, s.receiver.ae_title, observe=observe
         )
+        self._handler = handler
         self._server = start_receiver(s.receiver, handler, observe)
         log.info(
             "started",
@@ -282,13 +244,13 @@ class Gateway:
             store=self.store, spool=self.spool, spool_limit_bytes=s.spool.max_bytes,
             spool_min_free_bytes=s.spool.min_free_bytes, destinations=self._health,
             workers=self._alive, scrubber_configured=scrubber, version=__version__,
-            node=s.node_id,
+            node=s.node_id, forwarder=self._forwarder_alive,
         )
         self._readiness = Readiness(
             engine=self.engine, spool=self.spool, spool_limit_bytes=s.spool.max_bytes,
             spool_min_free_bytes=s.spool.min_free_bytes, workers=self._alive,
             destinations=self._health, scrubber_configured=scrubber,
-            metrics_dir=self._metrics_dir,
+            metrics_dir=self._metrics_dir, forwarder=self._forwarder_alive,
             destination_grace_seconds=s.metrics.ready_destination_grace_seconds,
         )
         registry = exposition_registry(self._metrics_dir, [StateCollector(state)])
@@ -302,10 +264,16 @@ class Gateway:
             ) from None
 
     def _health(self) -> dict[str, Any]:
-        return {f.dest.name: f.health for f in self._forwarders}
+        """What the forwarder process last published about each destination."""
+        published = read_health(self.spool)
+        return {d.name: published.get(d.name, DestinationHealth()) for d in
+                self.settings.destinations}
 
     def _alive(self) -> list[bool]:
         return [p.is_alive() for p in self._workers]
+
+    def _forwarder_alive(self) -> bool:
+        return self._forwarder is not None and self._forwarder.is_alive()
 
     def _check_secret(self) -> None:
         """The site secret exists (created on a first start with the embedded defaults) and
@@ -334,39 +302,44 @@ class Gateway:
         p.start()  # a spawned child inherits PROMETHEUS_MULTIPROC_DIR set by _start_metrics
         return p
 
-    def _thread(self, target: Any, name: str) -> None:
-        t = threading.Thread(target=target, name=name, daemon=True)
-        t.start()
-        self._threads.append(t)
-
-    def _janitor_loop(self, janitor: Janitor) -> None:
-        while not self._fwd_stop.wait(30.0):
-            with contextlib.suppress(Exception):
-                janitor.sweep()
+    def _spawn_forwarder(self) -> BaseProcess:
+        p = self._ctx.Process(
+            target=forwarder_main,
+            args=(self.settings, self._fwd_stop, os.getpid()),
+            name="forwarder",
+        )
+        p.start()
+        return p
 
     # -- serve -----------------------------------------------------------------------------
     def serve_forever(self) -> None:
-        """Supervise until stopped: a worker that dies is replaced."""
-        respawned: dict[int, float] = {}
+        """Supervise until stopped: a worker or forwarder process that dies is replaced
+        (at most once per 10 s each, so that one failing at start-up cannot spin the CPU)."""
+        respawned: dict[str, float] = {}
+
+        def due(key: str, proc: BaseProcess | None, stop: Any) -> bool:
+            if proc is None or proc.is_alive() or stop.is_set():
+                return False
+            if time.monotonic() - respawned.get(key, -1e9) < 10.0:
+                return False
+            log.warning("process_died", process=key, exitcode=proc.exitcode)
+            if self._metrics_dir is not None and proc.pid is not None:
+                process_dead(proc.pid, self._metrics_dir)  # its heartbeats go, counts stay
+            respawned[key] = time.monotonic()
+            return True
+
         while not self.stop.wait(1.0):
             for i, p in enumerate(self._workers):
-                if p.is_alive() or self._worker_stop.is_set():
-                    continue
-                if time.monotonic() - respawned.get(i, -1e9) < 10.0:
-                    continue  # a worker that dies at start must not spin the CPU
-                log.warning("worker_died", worker=i, exitcode=p.exitcode)
-                if self._metrics_dir is not None and p.pid is not None:
-                    process_dead(p.pid, self._metrics_dir)
-                respawned[i] = time.monotonic()
-                self._workers[i] = self._spawn_worker(i)
+                if due(f"worker-{i}", p, self._worker_stop):
+                    self._workers[i] = self._spawn_worker(i)
+            if due("forwarder", self._forwarder, self._fwd_stop):
+                self._forwarder = self._spawn_forwarder()
 
     # -- shutdown --------------------------------------------------------------------------
-    def shutdown(self, grace: float = 30.0) -> None:
-        """Stop accepting, let in-flight work finish or hand it back, then exit."""
-        log.info("stopping")
-        if self._readiness is not None:
-            self._readiness.stopping = True  # load balancers see 503 from now on
-        deadline = time.monotonic() + grace
+    def _stop_receiving(self, deadline: float) -> None:
+        """Refuse new instances, let established associations finish until the deadline."""
+        if self._handler is not None:
+            self._handler.draining.set()  # an in-flight C-STORE finishes; later ones: 0xA700
         if self._server is not None:
             ae = self._server.ae
             self._server.shutdown()  # no new associations
@@ -379,6 +352,14 @@ class Gateway:
                 time.sleep(0.1)
             for assoc in ae.active_associations:
                 assoc.abort()  # unacknowledged instances stay with their senders
+
+    def shutdown(self, grace: float = 30.0) -> None:
+        """Stop accepting, let in-flight work finish or hand it back, then exit."""
+        log.info("stopping")
+        if self._readiness is not None:
+            self._readiness.stopping = True  # load balancers see 503 from now on
+        deadline = time.monotonic() + grace
+        self._stop_receiving(deadline)
         self._worker_stop.set()
         for p in self._workers:
             p.join(max(0.1, deadline - time.monotonic()))
@@ -386,9 +367,12 @@ class Gateway:
                 p.terminate()  # its lease is recovered at the next start
                 p.join(5)
         self.stop.set()
-        self._fwd_stop.set()
-        for t in self._threads:
-            t.join(max(0.1, deadline - time.monotonic()))
+        self._fwd_stop.set()  # in-flight sends finish; the rest waits for the next start
+        if self._forwarder is not None:
+            self._forwarder.join(max(5.0, deadline - time.monotonic()))
+            if self._forwarder.is_alive():
+                self._forwarder.terminate()
+                self._forwarder.join(5)
         if self._sink is not None:
             self._sink.terminate()
             self._sink.join(5)

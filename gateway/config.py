@@ -105,6 +105,9 @@ class WorkerSettings(_Model):
     poll_interval: float = Field(default=0.05, gt=0, le=10)
     max_attempts: int = Field(default=3, ge=1)
     batch_size: int = Field(default=8, ge=1, le=1000)
+    # Scheduling niceness added to worker processes, so that receiving (which a sender waits
+    # on, one C-STORE at a time) is not slowed by processing, which may lag behind.
+    nice: int = Field(default=10, ge=0, le=19)
 
 
 class PipelineSettings(_Model):
@@ -153,6 +156,7 @@ class SinkSettings(_Model):
     bind_address: str = "127.0.0.1"
     port: int = Field(default=11113, ge=1, le=65535)
     root: Path = Path("var/research")
+    maximum_pdu_size: int = Field(default=262144, ge=4096, le=16 * 1024 * 1024)
 
     _ae = field_validator("ae_title")(_check_ae_title)
 

@@ -79,6 +79,7 @@ def start_sink(settings: SinkSettings, fsync: bool = True) -> tuple[Any, SinkHan
     handler = SinkHandler(root, fsync)
     ae = AE(ae_title=settings.ae_title)
     ae.maximum_associations = 64
+    ae.maximum_pdu_size = settings.maximum_pdu_size
     ae.add_supported_context(Verification)
     server = ae.start_server(
         (settings.bind_address, settings.port),

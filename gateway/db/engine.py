@@ -8,6 +8,8 @@ half-way through a transaction.
 
 from __future__ import annotations
 
+import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -46,8 +48,47 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
+# Execution option marking a connection that only reads: its SQLite transactions begin
+# DEFERRED, so that reads (WAL snapshots) never take or wait for the write lock.
+READ_ONLY = "deid_read_only"
+
+
+BUSY_TIMEOUT_S = 30.0
+
+
 def _sqlite_begin(conn: Any) -> None:
-    conn.exec_driver_sql("BEGIN IMMEDIATE")
+    """Begin a transaction; writers take the write lock at once (BEGIN IMMEDIATE).
+
+    SQLite's own busy handler sleeps in coarse steps (1, 2, 5, 10... ms) while another process
+    holds the lock, which on a receiver answering one C-STORE at a time costs more than the
+    lock is held. Writers therefore poll the lock themselves in sub-millisecond steps.
+    """
+    if conn.get_execution_options().get(READ_ONLY, False):
+        conn.exec_driver_sql("BEGIN")
+        return
+    dbapi = conn.connection.dbapi_connection
+    dbapi.execute("PRAGMA busy_timeout=0")
+    try:
+        deadline = time.monotonic() + BUSY_TIMEOUT_S
+        delay = 0.0001
+        while True:
+            try:
+                dbapi.execute("BEGIN IMMEDIATE")
+                return
+            except sqlite3.OperationalError as err:
+                if "locked" not in str(err) and "busy" not in str(err):
+                    raise
+                if time.monotonic() > deadline:
+                    raise
+            time.sleep(delay)
+            delay = min(delay * 1.5, 0.005)
+    finally:
+        dbapi.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
+
+
+def reader(engine: Engine) -> Engine:
+    """The same engine and pool, for transactions that only read."""
+    return engine.execution_options(**{READ_ONLY: True})
 
 
 def make_engine(url: str, echo: bool = False) -> Engine:

@@ -11,11 +11,12 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import Engine, and_, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
-from gateway.db.engine import session_factory
+from gateway.db.engine import reader, session_factory
 from gateway.jobs.models import Delivery, Job, utcnow
 from gateway.jobs.states import (
     UNFINISHED,
@@ -40,6 +41,18 @@ class NewJob:
     transfer_syntax_uid: str
     modality: str
     size_bytes: int
+
+
+@dataclass(frozen=True)
+class Finish:
+    """The outcome of processing one job, as :meth:`JobStore.finish` records it."""
+
+    job_id: str
+    state: JobState  # READY, FILTERED, QUARANTINED, or RECEIVED (retry later)
+    reason: str | None = None
+    reason_class: str | None = None
+    delay: float = 0.0
+    ruleset: str | None = None
 
 
 @dataclass(frozen=True)
@@ -118,6 +131,7 @@ class JobStore:
         self.engine = engine
         self.node_id = node_id
         self._session = session_factory(engine)
+        self._read = session_factory(reader(engine))
         self._now = clock
 
     # -- receive -------------------------------------------------------------------------
@@ -144,20 +158,29 @@ class JobStore:
             )
 
     # -- workers -------------------------------------------------------------------------
+    def _due_jobs(self, now: dt.datetime) -> Any:
+        return (
+            Job.node_id == self.node_id,
+            or_(
+                and_(Job.state == JobState.RECEIVED, Job.next_attempt_at <= now),
+                and_(Job.state == JobState.PROCESSING, Job.lease_until < now),
+            ),
+        )
+
     def claim(self, owner: str, limit: int, lease_seconds: float) -> list[ClaimedJob]:
-        """Lease up to ``limit`` jobs that are due, or whose previous lease expired."""
+        """Lease up to ``limit`` jobs that are due, or whose previous lease expired.
+
+        An idle poll only reads (no write lock), so idle workers never delay the receiver.
+        """
         now = self._now()
+        with self._read() as s:
+            if s.execute(select(Job.id).where(*self._due_jobs(now)).limit(1)).first() is None:
+                return []
         with self._session.begin() as s:
             rows = (
                 s.execute(
                     select(Job)
-                    .where(
-                        Job.node_id == self.node_id,
-                        or_(
-                            and_(Job.state == JobState.RECEIVED, Job.next_attempt_at <= now),
-                            and_(Job.state == JobState.PROCESSING, Job.lease_until < now),
-                        ),
-                    )
+                    .where(*self._due_jobs(now))
                     .order_by(Job.next_attempt_at)
                     .limit(limit)
                     .with_for_update(skip_locked=True)
@@ -198,30 +221,59 @@ class JobStore:
         if new in (JobState.SENT, JobState.FILTERED):
             job.finished_at = now
 
+    def _ready(
+        self, job: Job, destinations: Sequence[str], ruleset: str | None, now: dt.datetime
+    ) -> None:
+        self._move(job, JobState.READY, now)
+        job.ruleset = ruleset
+        job.last_error = None
+        existing = {d.destination for d in job.deliveries}
+        for name in destinations:
+            if name not in existing:
+                job.deliveries.append(
+                    Delivery(
+                        destination=name,
+                        state=DeliveryState.PENDING,
+                        attempts=0,
+                        next_attempt_at=now,
+                    )
+                )
+
     def mark_ready(
         self, job_id: str, owner: str, destinations: Sequence[str], ruleset: str | None
     ) -> bool:
         """Processing finished: output is durable; create one pending delivery per destination."""
+        return bool(
+            self.finish(owner, [Finish(job_id, JobState.READY, ruleset=ruleset)], destinations)
+        )
+
+    def finish(
+        self, owner: str, results: Sequence[Finish], destinations: Sequence[str] = ()
+    ) -> list[str]:
+        """Record the outcome of several processed jobs in one transaction.
+
+        Returns the ids whose lease this owner still held (the others were claimed again by
+        another worker after a lease expired; that worker's result wins).
+        """
         now = self._now()
+        applied: list[str] = []
         with self._session.begin() as s:
-            job = self._owned(s, job_id, owner)
-            if job is None:
-                return False
-            self._move(job, JobState.READY, now)
-            job.ruleset = ruleset
-            job.last_error = None
-            existing = {d.destination for d in job.deliveries}
-            for name in destinations:
-                if name not in existing:
-                    job.deliveries.append(
-                        Delivery(
-                            destination=name,
-                            state=DeliveryState.PENDING,
-                            attempts=0,
-                            next_attempt_at=now,
-                        )
-                    )
-            return True
+            for r in results:
+                job = self._owned(s, r.job_id, owner)
+                if job is None:
+                    continue
+                if r.state is JobState.READY:
+                    self._ready(job, destinations, r.ruleset, now)
+                elif r.state is JobState.RECEIVED:  # transient: back to the queue
+                    self._move(job, JobState.RECEIVED, now)
+                    job.next_attempt_at = now + dt.timedelta(seconds=r.delay)
+                    job.last_error = _clip(r.reason)
+                else:
+                    self._move(job, r.state, now)
+                    job.last_error = _clip(r.reason)
+                    job.reason_class = r.reason_class
+                applied.append(r.job_id)
+        return applied
 
     def mark_filtered(self, job_id: str, owner: str, reason: str, reason_class: str) -> bool:
         now = self._now()
@@ -302,25 +354,24 @@ class JobStore:
     ) -> list[ClaimedDelivery]:
         """Lease up to ``limit`` due deliveries of this node to ``destination``."""
         now = self._now()
+        due = (
+            Job.node_id == self.node_id,
+            Job.state == JobState.READY,
+            Delivery.destination == destination,
+            or_(
+                and_(Delivery.state == DeliveryState.PENDING, Delivery.next_attempt_at <= now),
+                and_(Delivery.state == DeliveryState.SENDING, Delivery.lease_until < now),
+            ),
+        )
+        with self._read() as s:
+            probe = select(Delivery.id).join(Job, Delivery.job_id == Job.id).where(*due)
+            if s.execute(probe.limit(1)).first() is None:
+                return []
         with self._session.begin() as s:
             rows = s.execute(
                 select(Delivery, Job)
                 .join(Job, Delivery.job_id == Job.id)
-                .where(
-                    Job.node_id == self.node_id,
-                    Job.state == JobState.READY,
-                    Delivery.destination == destination,
-                    or_(
-                        and_(
-                            Delivery.state == DeliveryState.PENDING,
-                            Delivery.next_attempt_at <= now,
-                        ),
-                        and_(
-                            Delivery.state == DeliveryState.SENDING,
-                            Delivery.lease_until < now,
-                        ),
-                    ),
-                )
+                .where(*due)
                 .order_by(Delivery.next_attempt_at, Delivery.id)
                 .limit(limit)
                 .with_for_update(skip_locked=True, of=Delivery)
@@ -422,14 +473,14 @@ class JobStore:
 
     # -- operators and metrics -----------------------------------------------------------
     def counts(self) -> dict[str, int]:
-        with self._session() as s:
+        with self._read() as s:
             rows = s.execute(select(Job.state, func.count()).group_by(Job.state)).all()
         out = {st.value: 0 for st in JobState}
         out.update({state: int(n) for state, n in rows})
         return out
 
     def delivery_counts(self) -> dict[str, dict[str, int]]:
-        with self._session() as s:
+        with self._read() as s:
             rows = s.execute(
                 select(Delivery.destination, Delivery.state, func.count()).group_by(
                     Delivery.destination, Delivery.state
@@ -441,7 +492,7 @@ class JobStore:
         return out
 
     def unfinished_bytes(self) -> int:
-        with self._session() as s:
+        with self._read() as s:
             total = s.execute(
                 select(func.coalesce(func.sum(Job.size_bytes), 0)).where(
                     Job.node_id == self.node_id, Job.state.in_([st.value for st in UNFINISHED])
@@ -450,20 +501,20 @@ class JobStore:
         return int(total)
 
     def get(self, job_id: str) -> JobInfo | None:
-        with self._session() as s:
+        with self._read() as s:
             job = s.get(Job, job_id)
             return None if job is None else _info(job)
 
     def find(self, prefix: str) -> list[JobInfo]:
         """Jobs whose id starts with ``prefix`` (operators type short ids)."""
-        with self._session() as s:
+        with self._read() as s:
             jobs = s.execute(
                 select(Job).where(Job.id.like(f"{prefix}%")).limit(10)
             ).scalars().all()
             return [_info(j) for j in jobs]
 
     def list_state(self, state: JobState, limit: int = 1000) -> list[JobInfo]:
-        with self._session() as s:
+        with self._read() as s:
             jobs = s.execute(
                 select(Job).where(Job.state == state).order_by(Job.updated_at).limit(limit)
             ).scalars().all()
@@ -497,7 +548,7 @@ class JobStore:
     def oldest_age_seconds(self) -> dict[str, float]:
         """Age of the oldest job per unfinished state, for the 'stuck' alert."""
         now = self._now()
-        with self._session() as s:
+        with self._read() as s:
             rows = s.execute(
                 select(Job.state, func.min(Job.updated_at))
                 .where(Job.state.in_([st.value for st in UNFINISHED] + [JobState.QUARANTINED]))

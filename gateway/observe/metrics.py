@@ -58,7 +58,8 @@ KNOWN_REASON_CLASSES = (
     "retries", "transient", "forward",
 )
 REJECT_REASONS = ("not_allowed", "too_many_associations", "other")
-REFUSE_REASONS = ("spool_full", "disk_full", "cannot_understand", "spool_write", "database")
+REFUSE_REASONS = ("spool_full", "disk_full", "cannot_understand", "spool_write", "database",
+                  "shutting_down")
 
 STAGE_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
                  10.0, 30.0, 60.0)
@@ -474,6 +475,7 @@ class ServeState:
     scrubber_configured: bool
     version: str
     node: str
+    forwarder: Callable[[], bool] = lambda: True
 
 
 def _gauge(short: str, doc: str, labels: Sequence[str] = ()) -> GaugeMetricFamily:
@@ -481,7 +483,8 @@ def _gauge(short: str, doc: str, labels: Sequence[str] = ()) -> GaugeMetricFamil
 
 
 class StateCollector:
-    """Gauges computed when Prometheus scrapes: database counts, spool, destinations, workers."""
+    """Gauges computed when Prometheus scrapes: database counts, spool, destinations (as the
+    forwarder process last published them), worker and forwarder processes."""
 
     def __init__(self, state: ServeState) -> None:
         self._s = state
@@ -577,4 +580,6 @@ class StateCollector:
         configured.add_metric([], float(len(alive)))
         count = _gauge("workers_alive", "Worker processes alive now.")
         count.add_metric([], float(sum(alive)))
-        yield from (per, configured, count)
+        forwarder = _gauge("forwarder_up", "1 while the forwarder process is alive.")
+        forwarder.add_metric([], 1.0 if self._s.forwarder() else 0.0)
+        yield from (per, configured, count, forwarder)

@@ -2,8 +2,9 @@
 
 Each check answers ok or not with a small, PHI-free detail. The node is ready when every check
 is ok: the database answers, the spool is writable and below its limits, at least one worker
-process is alive, the scrubber has sent a recent heartbeat (only when a pixel stage is
-configured; otherwise the check reports ``not_configured``), and no destination has been
+process and the forwarder process are alive, the scrubber has sent a recent heartbeat (only
+when a pixel stage is configured; otherwise the check reports ``not_configured``), and no
+destination has been
 unreachable for longer than ``metrics.ready_destination_grace_seconds`` (the spool absorbs a
 short outage; a long one means the instances taken in are not getting out).
 """
@@ -64,14 +65,15 @@ class Readiness:
     scrubber_configured: bool
     metrics_dir: Path | None
     destination_grace_seconds: float = 300.0
+    forwarder: Callable[[], bool] = lambda: True
     clock: Clock = time.time
     stopping: bool = False
 
     def run(self) -> list[CheckResult]:
         checks: list[tuple[str, Callable[[], CheckResult]]] = [
             ("database", self.database), ("spool", self.spool_check),
-            ("workers", self.worker_check), ("scrubber", self.scrubber_check),
-            ("destinations", self.destination_check),
+            ("workers", self.worker_check), ("forwarder", self.forwarder_check),
+            ("scrubber", self.scrubber_check), ("destinations", self.destination_check),
         ]
         results = [_guarded(name, c) for name, c in checks]
         if self.stopping:
@@ -105,6 +107,9 @@ class Readiness:
         alive = list(self.workers())
         detail = {"alive": sum(alive), "configured": len(alive)}
         return CheckResult("workers", sum(alive) > 0, detail)
+
+    def forwarder_check(self) -> CheckResult:
+        return CheckResult("forwarder", bool(self.forwarder()))
 
     def scrubber_check(self) -> CheckResult:
         if not self.scrubber_configured:

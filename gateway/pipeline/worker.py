@@ -22,7 +22,8 @@ from pydicom import Dataset, dcmread
 from pydicom.errors import InvalidDicomError
 
 from gateway.config import Settings
-from gateway.jobs.store import ClaimedJob, JobStore
+from gateway.jobs.states import JobState
+from gateway.jobs.store import ClaimedJob, Finish, JobStore
 from gateway.observe.logs import get_logger
 from gateway.pipeline.stage import Outcome, OutcomeKind, Stage, StageContext
 from gateway.spool import Spool
@@ -94,10 +95,12 @@ def write_dataset(ds: Dataset, fh: Any) -> None:
 
 
 class JobRunner:
-    """Runs one claimed job to its next state, with one log line per stage and one per job.
+    """Runs claimed jobs: each through the pipeline, then a batch's outcomes in one commit.
 
-    Log lines carry the job id and, once the ``deidentify`` stage has replaced it, the output
-    SOP Instance UID (never the input one: a profile that keeps UIDs keeps them unlogged too).
+    Each job gets one log line per step and one for its outcome (after the commit), keyed by
+    the job id. From the ``deidentify`` stage on, lines carry the output SOP Instance UID once
+    de-identification replaced it; the input UID is never logged (a profile that keeps UIDs
+    keeps them unlogged too).
     """
 
     def __init__(
@@ -126,84 +129,99 @@ class JobRunner:
         self._observe("worker_heartbeat", {"worker": self._worker}, time.time())
 
     def run(self, job: ClaimedJob) -> OutcomeKind:
-        started = time.monotonic()
+        """Process and commit one job (a batch of one)."""
+        return self.run_batch([job])[0]
+
+    def run_batch(self, jobs: Sequence[ClaimedJob]) -> list[OutcomeKind]:
+        """Process each job, make the pseudonym map durable, commit every outcome at once,
+        then move the files of filtered and quarantined jobs (database first, files after:
+        a crash in between leaves a job whose state is already decided)."""
+        done = [self._process(job) for job in jobs]
+        if self._flush is not None and any(d.finish.state is JobState.READY for d in done):
+            self._flush_or_retry(jobs, done)
+        results = [d.finish for d in done]
+        applied = set(self._store.finish(self._owner, results, self._destinations))
+        for r in results:
+            if r.job_id not in applied:
+                continue
+            if r.state is JobState.FILTERED:
+                self._spool.remove_job(r.job_id)
+            elif r.state is JobState.QUARANTINED:
+                self._spool.to_quarantine(r.job_id)
+        for d in done:
+            self._report(d, d.finish.job_id in applied)
+        return [_KIND[r.state] for r in results]
+
+    def _flush_or_retry(self, jobs: Sequence[ClaimedJob], done: list[_Processed]) -> None:
+        assert self._flush is not None
+        try:
+            self._flush()  # pseudonym map rows are committed before any instance may leave
+        except Exception as exc:
+            for job, d in zip(jobs, done, strict=True):
+                if d.finish.state is JobState.READY:
+                    self._spool.remove_output(job.id)
+                    d.finish = self._retry(
+                        job, Outcome.retry(describe_exception("pseudonyms", exc))
+                    )
+                    d.stage = "pseudonyms"
+
+    def process(self, job: ClaimedJob) -> Finish:
+        """Run the pipeline on one job from its original bytes; write the output if any."""
+        return self._process(job).finish
+
+    def _process(self, job: ClaimedJob) -> _Processed:
         track = _Tracker(self._observe, job)
         src = self._spool.incoming_path(job.id)
         ctx = StageContext(
             job_id=job.id, calling_ae=job.calling_ae, called_ae=job.called_ae, source_path=src
         )
         decoding = time.perf_counter()
-        failed: Outcome | None = None
+        failed: Finish | None = None
         try:
             ds = dcmread(src)
         except FileNotFoundError:
-            failed = Outcome.quarantine("receive: original file missing from spool", "missing")
+            failed = self._quarantine("receive: original file missing from spool", "missing", job)
         except (InvalidDicomError, EOFError, ValueError, KeyError, TypeError) as exc:
-            failed = Outcome.quarantine(describe_exception("decode", exc), "decode")
-        track.stage("decode", failed or Outcome.proceed(), time.perf_counter() - decoding)
+            failed = self._quarantine(describe_exception("decode", exc), "decode", job)
+        else:
+            if "SOPClassUID" not in ds or "SOPInstanceUID" not in ds:
+                failed = self._quarantine("decode: no SOP Class or Instance UID", "decode", job)
+        track.stage("decode", _as_outcome(failed), time.perf_counter() - decoding)
         if failed is not None:
-            return self._end(track, job, failed, "decode", started)
+            return _Processed(failed, track, "decode")
         track.watch(ds)
         result = run_stages(self._stages, ds, ctx, track.stage)
         if ctx.notes.get("pixels_cleaned"):
             self._observe("scrubbed", track.labels, 1)
-        if result.outcome.kind is OutcomeKind.CONTINUE:
-            outcome, stage = self._finish(job, ds, ctx, track)
-            return self._end(track, job, outcome, stage, started)
-        return self._end(track, job, result.outcome, result.stage, started)
+        outcome = result.outcome
+        if outcome.kind is OutcomeKind.CONTINUE:
+            writing = time.perf_counter()
+            finish = self._write(job, ds, ctx)
+            track.stage("encode", _as_outcome(finish), time.perf_counter() - writing)
+            return _Processed(finish, track, "" if finish.state is JobState.READY else "encode")
+        if outcome.kind is OutcomeKind.FILTER:
+            finish = Finish(job.id, JobState.FILTERED, outcome.reason, outcome.reason_class)
+        elif outcome.kind is OutcomeKind.QUARANTINE:
+            finish = self._quarantine(outcome.reason, outcome.reason_class, job)
+        else:
+            finish = self._retry(job, outcome)
+        return _Processed(finish, track, result.stage)
 
-    def _finish(
-        self, job: ClaimedJob, ds: Dataset, ctx: StageContext, track: _Tracker
-    ) -> tuple[Outcome, str]:
-        """Write the output and mark the job ready; the outcome and step of a failure."""
-        writing = time.perf_counter()
-        outcome = Outcome.proceed()
-        try:
-            self._spool.write_output(job.id, lambda fh: write_dataset(ds, fh))
-        except OSError:
-            outcome = Outcome.retry("write: spool output failed", "spool")
-        except Exception as exc:
-            outcome = Outcome.quarantine(describe_exception("encode", exc), "encode")
-        track.stage("encode", outcome, time.perf_counter() - writing)
-        if outcome.kind is not OutcomeKind.CONTINUE:
-            return outcome, "encode"
-        if self._flush is not None:
-            try:
-                self._flush()  # pseudonym map rows are committed before the instance may leave
-            except Exception as exc:
-                self._spool.remove_output(job.id)
-                return Outcome.retry(describe_exception("pseudonyms", exc)), "pseudonyms"
-        ruleset = ";".join(ctx.versions)[:128] or None
-        self._store.mark_ready(job.id, self._owner, self._destinations, ruleset)
-        return outcome, ""
-
-    def _apply(self, job: ClaimedJob, outcome: Outcome) -> OutcomeKind:
-        """Record a non-continue outcome in the job store (continue was recorded as ready)."""
-        kind = outcome.kind
-        if kind is OutcomeKind.FILTER:
-            if self._store.mark_filtered(job.id, self._owner, outcome.reason,
-                                         outcome.reason_class):
-                self._spool.remove_job(job.id)
-        elif kind is OutcomeKind.QUARANTINE:
-            kind = self._quarantine(job, outcome.reason, outcome.reason_class)
-        elif kind is OutcomeKind.RETRY:
-            kind = self._retry(job, outcome)
-        return kind
-
-    def _end(self, track: _Tracker, job: ClaimedJob, outcome: Outcome, stage: str,
-             started: float) -> OutcomeKind:
-        """Apply the outcome; then the job's metric event and its one summary log line."""
-        kind = self._apply(job, outcome)
-        reason_class = outcome.reason_class
-        if kind is OutcomeKind.QUARANTINE and outcome.kind is OutcomeKind.RETRY:
-            reason_class = reason_class or "retries"  # attempts exhausted
-        seconds = time.monotonic() - started
+    def _report(self, done: _Processed, applied: bool) -> None:
+        """The job's metric event and its one summary log line."""
+        finish, track = done.finish, done.track
+        kind = _KIND[finish.state]
+        reason_class = finish.reason_class or ""
+        seconds = time.monotonic() - track.started
         self._observe(f"job_{kind.value}",
-                      {**track.labels, "reason_class": reason_class, "stage": stage}, seconds)
-        fields: dict[str, object] = {"job_id": job.id, "outcome": kind.value,
+                      {**track.labels, "reason_class": reason_class, "stage": done.stage},
+                      seconds)
+        fields: dict[str, object] = {"job_id": finish.job_id, "outcome": kind.value,
                                      "duration_ms": round(seconds * 1000, 2)}
         if kind is not OutcomeKind.CONTINUE:
-            fields.update(stage=stage, reason_class=reason_class, reason=outcome.reason)
+            fields.update(stage=done.stage, reason_class=reason_class, reason=finish.reason)
+        if not applied:
+            fields["lease_lost"] = True  # another worker's result for this job won
         uid = track.output_uid()
         if uid:
             fields["sop_instance_uid"] = uid
@@ -211,20 +229,27 @@ class JobRunner:
             log.warning("job", **fields)
         else:
             log.info("job", **fields)
-        return kind
 
-    def _quarantine(self, job: ClaimedJob, reason: str, reason_class: str) -> OutcomeKind:
-        if self._store.quarantine(job.id, reason, reason_class, owner=self._owner):
-            self._spool.to_quarantine(job.id)
-        return OutcomeKind.QUARANTINE
+    def _write(self, job: ClaimedJob, ds: Dataset, ctx: StageContext) -> Finish:
+        try:
+            self._spool.write_output(job.id, lambda fh: write_dataset(ds, fh))
+        except OSError:
+            return self._retry(job, Outcome.retry("write: spool output failed", "spool"))
+        except Exception as exc:
+            return self._quarantine(describe_exception("encode", exc), "encode", job)
+        ruleset = ";".join(ctx.versions)[:128] or None
+        return Finish(job.id, JobState.READY, ruleset=ruleset)
 
-    def _retry(self, job: ClaimedJob, outcome: Outcome) -> OutcomeKind:
+    @staticmethod
+    def _quarantine(reason: str, reason_class: str, job: ClaimedJob) -> Finish:
+        return Finish(job.id, JobState.QUARANTINED, reason, reason_class)
+
+    def _retry(self, job: ClaimedJob, outcome: Outcome) -> Finish:
         if job.attempts >= self._settings.workers.max_attempts:
             reason = f"{outcome.reason} (after {job.attempts} attempts)"
-            return self._quarantine(job, reason, outcome.reason_class or "retries")
+            return self._quarantine(reason, outcome.reason_class or "retries", job)
         delay = min(60.0, 2.0 ** job.attempts)
-        self._store.release(job.id, self._owner, outcome.reason, delay)
-        return OutcomeKind.RETRY
+        return Finish(job.id, JobState.RECEIVED, outcome.reason, outcome.reason_class, delay)
 
 
 class _Tracker:
@@ -233,6 +258,7 @@ class _Tracker:
 
     def __init__(self, observe: Observer, job: ClaimedJob) -> None:
         self._observe = observe
+        self.started = time.monotonic()
         self.job_id = job.id
         self.labels = {"modality": job.modality or "none"}
         self._ds: Dataset | None = None
@@ -268,6 +294,31 @@ class _Tracker:
         log.info("stage", **fields)
 
 
+@dataclass
+class _Processed:
+    """A processed job before its commit: the outcome, its tracker, the step that decided."""
+
+    finish: Finish
+    track: _Tracker
+    stage: str
+
+
+def _as_outcome(finish: Finish | None) -> Outcome:
+    """The step outcome a Finish stands for (None: the step continued)."""
+    if finish is None or finish.state is JobState.READY:
+        return Outcome.proceed()
+    kind = _KIND[finish.state]
+    return Outcome(kind, finish.reason or "", finish.reason_class or "")
+
+
+_KIND = {
+    JobState.READY: OutcomeKind.CONTINUE,
+    JobState.FILTERED: OutcomeKind.FILTER,
+    JobState.QUARANTINED: OutcomeKind.QUARANTINE,
+    JobState.RECEIVED: OutcomeKind.RETRY,
+}
+
+
 def worker_loop(
     runner: JobRunner,
     store: JobStore,
@@ -289,12 +340,11 @@ def worker_loop(
             idle = min(idle * 2, max(ws.poll_interval, 0.5))
             continue
         idle = ws.poll_interval
-        for i, job in enumerate(jobs):
-            if stop.is_set():
-                for rest in jobs[i:]:
-                    store.release(rest.id, owner, None, 0.0)
-                return
-            runner.run(job)
+        if stop.is_set():
+            for job in jobs:
+                store.release(job.id, owner, None, 0.0)
+            return
+        runner.run_batch(jobs)
 
 
 def _set_parent_death_signal() -> None:
@@ -325,6 +375,8 @@ def worker_main(settings: Settings, index: int, stop: EventType, parent_pid: int
     from gateway.app import build_worker
 
     _set_parent_death_signal()
+    with contextlib.suppress(OSError):
+        os.nice(settings.workers.nice)  # the receiver, which a sender waits on, comes first
     local = threading.Event()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop
     signal.signal(signal.SIGTERM, lambda *_: local.set())

@@ -135,11 +135,13 @@ class StoreHandler:
         self._budget = budget
         self._called_ae = called_ae
         self._observe = observe
+        # Set at shutdown: new instances are refused with 0xA700 so that senders keep them.
+        self.draining = threading.Event()
 
     def __call__(self, event: Any) -> int:
         started = time.perf_counter()
         calling = str(event.assoc.requestor.ae_title).strip()
-        refused = self._budget.refuse_reason()
+        refused = "shutting_down" if self.draining.is_set() else self._budget.refuse_reason()
         if refused is not None:
             return self._refuse(calling, refused, STATUS_OUT_OF_RESOURCES)
         path = Path(event.dataset_path)

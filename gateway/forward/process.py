@@ -1,0 +1,155 @@
+"""The forwarder process: one thread per destination, plus the janitor of sent files.
+
+Forwarders run in a process of their own rather than in the serve process: sending and
+receiving are both pynetdicom code that needs the GIL for every PDU, and in one process the
+two paths slowed each other down (measured in docs/performance.md). Destination health is
+published to ``spool/state/destinations.json`` for the serve process (status, readiness).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import asdict
+from multiprocessing.synchronize import Event as EventType
+from pathlib import Path
+
+from gateway.config import Settings
+from gateway.forward.scu import DestinationHealth, Forwarder, Observer, _ignore
+from gateway.jobs.states import JobState
+from gateway.jobs.store import JobStore
+from gateway.spool import Spool
+
+HEALTH_FILE = "destinations.json"
+
+
+class Janitor:
+    """Removes the spool files of sent jobs once their retention has passed."""
+
+    def __init__(self, store: JobStore, spool: Spool, keep_seconds: float) -> None:
+        self._store = store
+        self._spool = spool
+        self._keep = keep_seconds
+
+    def on_sent(self, job_ids: Sequence[str]) -> None:
+        if self._keep <= 0:
+            for job_id in job_ids:
+                self._spool.remove_job(job_id)
+
+    def sweep(self) -> int:
+        """Remove files of sent jobs older than the retention; returns how many jobs."""
+        if self._keep <= 0:
+            return 0
+        cutoff = time.time() - self._keep
+        old = {
+            p.stem
+            for d in (self._spool.incoming, self._spool.outgoing)
+            for p in d.glob("*.dcm")
+            if p.stat().st_mtime < cutoff
+        }
+        removed = 0
+        for job_id in old:
+            info = self._store.get(job_id)
+            if info is not None and info.state == JobState.SENT:
+                self._spool.remove_job(job_id)
+                removed += 1
+        return removed
+
+
+def health_path(spool: Spool) -> Path:
+    return spool.root / "state" / HEALTH_FILE
+
+
+def write_health(spool: Spool, forwarders: Sequence[Forwarder]) -> None:
+    """Publish each destination's health atomically (a small JSON file)."""
+    path = health_path(spool)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = {f.dest.name: {**asdict(f.health), "updated": time.time()} for f in forwarders}
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data))
+    os.replace(tmp, path)
+
+
+def read_health(spool: Spool) -> dict[str, DestinationHealth]:
+    """The last published health of each destination (empty before the first report)."""
+    try:
+        data = json.loads(health_path(spool).read_text())
+    except (OSError, ValueError):
+        return {}
+    out = {}
+    for name, h in data.items():
+        out[name] = DestinationHealth(
+            up=bool(h.get("up")),
+            last_contact=float(h.get("last_contact", 0.0)),
+            consecutive_failures=int(h.get("consecutive_failures", 0)),
+            down_since=float(h.get("down_since", 0.0)),
+        )
+    return out
+
+
+def _observer(settings: Settings) -> Observer:
+    """This process's metrics (multiprocess files set up by serve before spawning it)."""
+    if not settings.metrics.enabled:
+        return _ignore
+    from gateway.observe.metrics import GatewayMetrics
+
+    return GatewayMetrics().observe
+
+
+def run_forwarders(settings: Settings, stop: threading.Event) -> None:
+    """Run every destination's forwarder and the janitor until ``stop`` is set."""
+    from gateway.app import configure_pynetdicom, open_store
+
+    spool = Spool(settings.spool.root)
+    configure_pynetdicom(spool.tmp)
+    _engine, store = open_store(settings)
+    janitor = Janitor(store, spool, settings.spool.keep_sent_seconds)
+    observe = _observer(settings)
+    forwarders = [
+        Forwarder(dest, store, spool, stop, janitor.on_sent, observe=observe)
+        for dest in settings.destinations
+    ]
+    threads = [
+        threading.Thread(target=f.run, name=f"forward-{f.dest.name}", daemon=True)
+        for f in forwarders
+    ]
+    for t in threads:
+        t.start()
+    last_sweep = time.monotonic()
+    while not stop.wait(1.0):
+        with contextlib.suppress(OSError):
+            write_health(spool, forwarders)
+        if time.monotonic() - last_sweep > 30.0:
+            with contextlib.suppress(Exception):
+                janitor.sweep()
+            last_sweep = time.monotonic()
+    for t in threads:
+        t.join(30)
+    with contextlib.suppress(OSError):
+        write_health(spool, forwarders)
+    _engine.dispose()
+
+
+def forwarder_main(settings: Settings, stop: EventType, parent_pid: int) -> None:
+    """Entry point of the forwarder process (spawned by serve)."""
+    from gateway.observe.logs import configure_logging
+    from gateway.pipeline.worker import _set_parent_death_signal
+
+    _set_parent_death_signal()
+    configure_logging(settings.logging, process="forwarder")
+    local = threading.Event()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, lambda *_: local.set())
+
+    def watch() -> None:
+        while not local.is_set():
+            if stop.wait(0.2) or os.getppid() != parent_pid:
+                local.set()
+
+    threading.Thread(target=watch, name="stop-watch", daemon=True).start()
+    run_forwarders(settings, local)

@@ -1,0 +1,169 @@
+"""The worker: outcomes of stages, idempotent output, and no PHI in recorded reasons."""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+from pathlib import Path
+
+import pytest
+from pydicom import Dataset, dcmread
+from pydicom.uid import generate_uid
+
+from gateway.config import Settings, parse_settings
+from gateway.db import make_engine, upgrade
+from gateway.jobs.models import utcnow
+from gateway.jobs.states import JobState
+from gateway.jobs.store import JobStore, NewJob
+from gateway.pipeline.compose import build_pipeline
+from gateway.pipeline.stage import Outcome, Stage, StageContext, StageServices
+from gateway.pipeline.worker import JobRunner
+from gateway.pseudonyms.interface import InMemoryPseudonymizer
+from gateway.spool import Spool
+
+import dicomgen
+
+
+class Scripted:
+    """A stage that returns a fixed outcome or raises."""
+
+    name = "scripted"
+
+    def __init__(self, outcome: Outcome | None = None, exc: Exception | None = None) -> None:
+        self.outcome = outcome
+        self.exc = exc
+
+    def __call__(self, ds: Dataset, ctx: StageContext) -> Outcome:
+        if self.exc is not None:
+            raise self.exc
+        assert self.outcome is not None
+        return self.outcome
+
+
+def _setup(tmp_path: Path, stages: list[Stage] | None = None, settings: Settings | None = None
+           ) -> tuple[JobRunner, JobStore, Spool, Settings]:
+    s = settings or parse_settings({"spool": {"root": str(tmp_path / "spool")}})
+    spool = Spool(s.spool.root)
+    spool.create()
+    engine = make_engine(f"sqlite:///{tmp_path / 'g.db'}")
+    upgrade(engine)
+    store = JobStore(engine, s.node_id)
+    if stages is None:
+        services = StageServices(settings=s, pseudonymizer=InMemoryPseudonymizer())
+        stages = build_pipeline(s.pipeline.stages, services)
+    return JobRunner(s, store, spool, stages, "w"), store, spool, s
+
+
+def _receive(store: JobStore, spool: Spool, ds: Dataset, job_id: str) -> None:
+    dicomgen.save(ds, spool.incoming_path(job_id))
+    store.add_received(NewJob(job_id, "MOD", "GW", ds.SOPClassUID, "1.2.840.10008.1.2.1",
+                              ds.Modality, 100))
+
+
+def _ct(seed: int = 1) -> Dataset:
+    study = dicomgen.Study.random(random.Random(seed))
+    return dicomgen.ct(study, generate_uid(), 1)
+
+
+def test_default_pipeline_deidentifies_and_is_idempotent(tmp_path: Path) -> None:
+    """Running the same job twice (a crash and a re-claim) gives byte-identical output."""
+    runner, store, spool, _s = _setup(tmp_path)
+    ds = _ct()
+    _receive(store, spool, ds, "job1")
+    [job] = store.claim("w", 1, 60)
+    first = runner.process(job)
+    assert first.state is JobState.READY
+    out1 = spool.outgoing_path("job1").read_bytes()
+    second = runner.process(job)
+    assert second.state is JobState.READY
+    assert spool.outgoing_path("job1").read_bytes() == out1
+    out = dcmread(spool.outgoing_path("job1"))
+    assert str(out.PatientName) != str(ds.PatientName)
+    assert out.SOPInstanceUID != ds.SOPInstanceUID
+    assert ds.PatientID.encode() not in out1
+
+
+def test_batch_commit_records_each_outcome(tmp_path: Path) -> None:
+    """A batch with a filtered and a quarantined job commits both, and moves their files."""
+    filt = Scripted(Outcome.filter("sop class not wanted", "sop_class"))
+    runner, store, spool, _s = _setup(tmp_path, [filt])
+    _receive(store, spool, _ct(1), "jobA")
+    jobs = store.claim("w", 5, 60)
+    runner.run_batch(jobs)
+    info = store.get("jobA")
+    assert info is not None and info.state == JobState.FILTERED
+    assert not spool.incoming_path("jobA").exists()
+
+    runner2, *_ = _setup(tmp_path, [Scripted(Outcome.quarantine("verify: leak", "leak"))])
+    _receive(store, spool, _ct(2), "jobB")
+    runner2.run_batch(store.claim("w", 5, 60))
+    info = store.get("jobB")
+    assert info is not None and info.state == JobState.QUARANTINED
+    assert spool.quarantined_original("jobB").exists()
+
+
+def test_stage_exception_quarantines_without_its_message(tmp_path: Path) -> None:
+    """A crashing stage quarantines the job, recording the exception class, not its text."""
+    ds = _ct()
+    boom = Scripted(exc=ValueError(f"bad value {ds.PatientName}"))
+    runner, store, spool, _s = _setup(tmp_path, [boom])
+    _receive(store, spool, ds, "job1")
+    runner.run_batch(store.claim("w", 1, 60))
+    info = store.get("job1")
+    assert info is not None and info.state == JobState.QUARANTINED
+    assert info.last_error == "scripted: ValueError"
+    assert str(ds.PatientName) not in (info.last_error or "")
+
+
+def test_retry_then_quarantine_after_max_attempts(tmp_path: Path) -> None:
+    """A transient failure goes back to the queue until attempts run out."""
+    s = parse_settings({"spool": {"root": str(tmp_path / "spool")},
+                        "workers": {"max_attempts": 2}})
+    runner, store, spool, _ = _setup(tmp_path, [Scripted(Outcome.retry("scrubber busy"))], s)
+    _receive(store, spool, _ct(), "job1")
+    runner.run_batch(store.claim("w", 1, 60))
+    assert store.get("job1").state == JobState.RECEIVED  # type: ignore[union-attr]
+    store._now = lambda: utcnow() + dt.timedelta(seconds=3600)
+    runner.run_batch(store.claim("w", 1, 60))
+    info = store.get("job1")
+    assert info is not None and info.state == JobState.QUARANTINED
+    assert "after 2 attempts" in (info.last_error or "")
+
+
+def test_undecodable_original_is_quarantined(tmp_path: Path) -> None:
+    """An original that pydicom cannot read is held with reason class 'decode'."""
+    runner, store, spool, _s = _setup(tmp_path)
+    spool.incoming_path("job1").write_bytes(b"\x00" * 128 + b"DICM" + b"\x02\x00\x00")
+    store.add_received(NewJob("job1", "MOD", "GW", "", "", "", 10))
+    runner.run_batch(store.claim("w", 1, 60))
+    info = store.get("job1")
+    assert info is not None and info.state == JobState.QUARANTINED
+    assert info.reason_class == "decode"
+
+
+def test_flush_failure_retries_and_removes_output(tmp_path: Path) -> None:
+    """If the pseudonym map cannot be made durable, nothing is marked ready."""
+    runner, store, spool, _s = _setup(tmp_path)
+
+    def broken() -> None:
+        raise ConnectionError("database went away")
+
+    runner._flush = broken
+    _receive(store, spool, _ct(), "job1")
+    runner.run_batch(store.claim("w", 1, 60))
+    info = store.get("job1")
+    assert info is not None and info.state == JobState.RECEIVED
+    assert not spool.outgoing_path("job1").exists()
+    assert info.last_error == "pseudonyms: ConnectionError"
+
+
+@pytest.mark.parametrize("stage_names", [("passthrough",)])
+def test_passthrough_output_equals_input(tmp_path: Path, stage_names: tuple[str, ...]) -> None:
+    """The pass-through pipeline forwards the data set unchanged."""
+    s = parse_settings({"spool": {"root": str(tmp_path / "spool")},
+                        "pipeline": {"stages": list(stage_names)}})
+    runner, store, spool, _ = _setup(tmp_path, settings=s)
+    ds = _ct()
+    _receive(store, spool, ds, "job1")
+    runner.run_batch(store.claim("w", 1, 60))
+    assert dcmread(spool.outgoing_path("job1")) == dcmread(spool.incoming_path("job1"))
