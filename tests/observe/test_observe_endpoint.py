@@ -114,6 +114,7 @@ def _state(engine: Engine, spool: Spool, store: Any = None) -> ServeState:
         spool_min_free_bytes=10, destinations=lambda: {"research": DestinationHealth(
             up=False, consecutive_failures=2, last_contact=NOW)},
         workers=lambda: [True, False], scrubber_configured=False, version="0.1.0", node="node-a",
+        forwarder=lambda: False,
     )
 
 
@@ -137,6 +138,7 @@ def test_state_collector_reads_jobs_spool_destinations_workers(engine: Engine,
     assert got[("deid_destination_up", (("destination", "research"),))] == 0
     assert got[("deid_destination_consecutive_failures", (("destination", "research"),))] == 2
     assert got[("deid_workers_alive", ())] == 1 and got[("deid_workers_configured", ())] == 2
+    assert got[("deid_forwarder_up", ())] == 0
     assert got[("deid_spool_limit_bytes", ())] == 1000
     assert got[("deid_spool_free_bytes", ())] > 0
 
@@ -187,3 +189,20 @@ def test_http_endpoints(server: tuple[MetricsServer, Readiness]) -> None:
     names = {f.name for f in text_string_to_metric_families(body)}
     assert {"deid_jobs", "deid_workers_alive", "deid_destination_up"} <= names
     assert _get(srv.port, "/nothing")[0] == 404
+
+
+def test_dead_forwarder_process_fails_readiness(engine: Engine, spool: Spool) -> None:
+    """Without the forwarder process nothing leaves the node: 503 naming 'forwarder'."""
+    assert _failed(_readiness(engine, spool, forwarder=lambda: False)) == ["forwarder"]
+
+
+def test_published_health_round_trips_down_since(spool: Spool) -> None:
+    """The forwarder process publishes down_since, which /readyz's grace is measured from."""
+    from gateway.forward.process import health_path, read_health
+
+    health_path(spool).parent.mkdir(parents=True, exist_ok=True)
+    health_path(spool).write_text(json.dumps({"research": {
+        "up": False, "last_contact": NOW - 50, "consecutive_failures": 3,
+        "down_since": NOW - 20, "extra": {}, "updated": NOW}}))
+    h = read_health(spool)["research"]
+    assert (h.up, h.consecutive_failures, h.down_since) == (False, 3, NOW - 20)
