@@ -66,3 +66,17 @@ def test_settings_are_frozen() -> None:
     s = Settings()
     with pytest.raises(ValidationError):
         s.receiver.port = 1  # type: ignore[misc]
+
+
+def test_shipped_example_configuration_is_valid() -> None:
+    """docs/gateway.example.yaml stays in step with the settings it documents."""
+    s = load_settings(Path(__file__).parent.parent / "docs" / "gateway.example.yaml")
+    assert s.deid.profile == "research"
+    assert s.receiver.allowed_callers[0].host == "10.1.2.3"
+    assert not s.sink_enabled
+
+
+def test_unknown_stage_is_named() -> None:
+    """A misspelt pipeline stage is refused at load time, with the known ones listed."""
+    with pytest.raises(ConfigError, match=r"pipeline\.stages.*deidentfy"):
+        parse_settings({"pipeline": {"stages": ["deidentfy"]}})

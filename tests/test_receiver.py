@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import random
+import shutil
+import ssl
+import subprocess
 import tempfile
 import time
 import tracemalloc
@@ -234,3 +237,33 @@ def test_large_instance_is_streamed_not_held(receiver: Receiver, tmp_path: Path)
     assert peak < 16 * 1024 * 1024, f"peak {peak / 2**20:.1f} MiB"
     [stored] = list(receiver.spool.incoming.iterdir())
     assert stored.stat().st_size >= 64 * 1024 * 1024
+
+
+def _self_signed(tmp_path: Path) -> tuple[Path, Path]:
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-subj", "/CN=localhost", "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )
+    return key, cert
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl is not installed")
+def test_tls_receiver(tmp_path: Path, pynetdicom_flags: None) -> None:
+    """With TLS configured, a TLS client stores and a plain-TCP client cannot associate."""
+    key, cert = _self_signed(tmp_path)
+    tls = {"certificate": str(cert), "private_key": str(key)}
+    for r in _receiver(tmp_path, tls=tls):
+        ae = AE(ae_title="TLSSCU")
+        ae.add_requested_context(dicomgen.CT_IMAGE, [ExplicitVRLittleEndian])
+        plain = ae.associate("127.0.0.1", r.port, ae_title="DEID_GATEWAY")
+        assert not plain.is_established
+        ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(cert))
+        ctx.check_hostname = False
+        assoc = ae.associate("127.0.0.1", r.port, ae_title="DEID_GATEWAY",
+                             tls_args=(ctx, None))
+        assert assoc.is_established
+        assert assoc.send_c_store(_ct(tmp_path)).Status == 0
+        assoc.release()
+        assert r.store.counts()["received"] == 1

@@ -45,6 +45,9 @@ def _ignore(_name: str, _labels: dict[str, str], _value: float) -> None:
     return None
 
 
+DEFER_SIZE = 64 * 1024
+
+
 class SafeMessageError(Exception):
     """An exception whose message is known to carry no patient value (may be recorded)."""
 
@@ -178,7 +181,9 @@ class JobRunner:
         decoding = time.perf_counter()
         failed: Finish | None = None
         try:
-            ds = dcmread(src)
+            # Values over 64 KiB (pixel data) stay in the file until a stage reads them or the
+            # output is written, so a large instance is not held twice in memory.
+            ds = dcmread(src, defer_size=DEFER_SIZE)
         except FileNotFoundError:
             failed = self._quarantine("receive: original file missing from spool", "missing", job)
         except (InvalidDicomError, EOFError, ValueError, KeyError, TypeError) as exc:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -112,12 +111,33 @@ def test_explain_cli_names_profile_error(tmp_path: Path) -> None:
     assert run.returncode == 2 and "line 2: options.0" in run.stderr
 
 
-@pytest.mark.skipif(importlib.util.find_spec("gateway.pseudonyms.factory") is not None,
-                    reason="the pseudonym store is part of this build")
-def test_anonymize_cli_says_store_missing(tmp_path: Path) -> None:
-    """Without the pseudonym store module, ``anonymize`` exits 2 and says what is missing."""
+def test_anonymize_cli_with_the_real_store(tmp_path: Path) -> None:
+    """``anonymize`` on a folder, twice, with the database-backed store: same pseudonyms both
+    times, no planted value in the outputs, and a summary of what was done."""
+    import yaml
+
     src = tmp_path / "in"
     src.mkdir()
-    run = subprocess.run([*CLI, "anonymize", str(src), str(tmp_path / "out")],
-                         capture_output=True, text=True)
-    assert run.returncode == 2 and "gateway.pseudonyms.factory" in run.stderr
+    for i in range(4):
+        ct(number=i + 1).save_as(src / f"PATIENT_NAME_{i}.dcm", enforce_file_format=True)
+    cfg = tmp_path / "gw.yaml"
+    cfg.write_text(yaml.safe_dump({
+        "database": {"url": f"sqlite:///{tmp_path / 'map.db'}"},
+        "pseudonyms": {"secret_file": str(tmp_path / "secret.key")},
+    }))
+    subprocess.run([*CLI, "keys", "init", "-c", str(cfg)], check=True, capture_output=True)
+    outs = []
+    for run_no in (1, 2):
+        out = tmp_path / f"out{run_no}"
+        run = subprocess.run([*CLI, "anonymize", str(src), str(out), "-p", "research",
+                              "-j", "2", "-c", str(cfg)], capture_output=True, text=True)
+        assert run.returncode == 0, run.stderr
+        assert "4" in run.stdout + run.stderr
+        files = sorted(p for p in out.rglob("*.dcm"))
+        assert len(files) == 4
+        blob = b"".join(p.read_bytes() for p in files)
+        for value in PLANTED.values():
+            assert str(value).encode() not in blob
+        assert not any("PATIENT_NAME" in str(p) for p in files)
+        outs.append({p.relative_to(out): p.read_bytes() for p in files})
+    assert outs[0] == outs[1]
