@@ -1,10 +1,13 @@
 """Composition and lifecycle of ``deid-gateway serve``: start-up, serve, graceful shutdown.
 
-One serve process runs the SCP (a thread per association), a forwarder thread per destination
-and the janitor; a pool of worker processes runs the pipeline; the embedded sink, when enabled,
-is a child process of its own. SIGTERM stops accepting associations, lets in-flight work finish
-(or hands it back to the queue), and exits with nothing lost; the next start resumes every
-unfinished job.
+One serve process runs the SCP (a thread per association) and the metrics endpoint; a forwarder
+process runs a thread per destination and the janitor; a pool of worker processes runs the
+pipeline; the embedded sink, when enabled, is a child process of its own. Metrics of every
+process are collected in prometheus-client's multiprocess mode (see
+:mod:`gateway.observe.metrics`).
+
+SIGTERM stops accepting associations, lets in-flight work finish (or hands it back to the
+queue), and exits with nothing lost; the next start resumes every unfinished job.
 """
 
 from __future__ import annotations
@@ -23,12 +26,25 @@ from typing import IO, Any
 
 from sqlalchemy import Engine
 
-from gateway import flowcontrol
+from gateway import __version__, flowcontrol
 from gateway.config import Settings
 from gateway.db import make_engine, upgrade
-from gateway.forward.process import forwarder_main
+from gateway.forward.process import forwarder_main, read_health
+from gateway.forward.scu import DestinationHealth
 from gateway.jobs.store import JobStore
+from gateway.observe.endpoint import MetricsServer
 from gateway.observe.logs import configure_logging, get_logger
+from gateway.observe.metrics import (
+    SCRUBBER_STAGES,
+    GatewayMetrics,
+    Observer,
+    ServeState,
+    StateCollector,
+    enable_multiprocess,
+    exposition_registry,
+    process_dead,
+)
+from gateway.observe.readiness import Readiness
 from gateway.pipeline.compose import build_pipeline
 from gateway.pipeline.stage import StageServices
 from gateway.pipeline.worker import JobRunner, worker_main
@@ -80,16 +96,43 @@ def build_services(settings: Settings) -> StageServices:
     return services
 
 
-def build_worker(settings: Settings, owner: str) -> tuple[JobRunner, JobStore, StageServices]:
-    """Everything one worker process needs (called inside the spawned process)."""
-    configure_logging(settings.logging, process="worker")
+def _ignore(_name: str, _labels: dict[str, str], _value: float) -> None:
+    return None
+
+
+def build_worker(
+    settings: Settings, owner: str, index: int = 0
+) -> tuple[JobRunner, JobStore, StageServices]:
+    """Everything one worker process needs (called inside the spawned process).
+
+    The worker's metrics go to the multiprocess files that serve set up before spawning it;
+    a pixel stage finds them as ``services.extras["metrics"]`` (its ``.scrubber`` view).
+    """
+    configure_logging(settings.logging, process=f"worker-{index}")
     _engine, store = open_store(settings)
     spool = Spool(settings.spool.root)
     services = build_services(settings)
+    observe: Observer = _ignore
+    if settings.metrics.enabled:
+        metrics = GatewayMetrics(calling_aes=allowed_titles(settings))
+        services.extras["metrics"] = metrics
+        observe = metrics.observe
     stages = build_pipeline(settings.pipeline.stages, services)
     flush = getattr(services.pseudonymizer, "flush", None)
-    runner = JobRunner(settings, store, spool, stages, owner, flush=flush)
+    runner = JobRunner(
+        settings, store, spool, stages, owner, observe=observe, flush=flush, worker=str(index)
+    )
     return runner, store, services
+
+
+def allowed_titles(settings: Settings) -> list[str]:
+    return [c.ae_title for c in settings.receiver.allowed_callers]
+
+
+def sink_main(settings: Settings) -> None:
+    """Entry point of the embedded sink's process: the same PHI-free logging as the rest."""
+    configure_logging(settings.logging, process="sink")
+    run_sink(settings.sink)
 
 
 class SpoolLock:
@@ -136,12 +179,17 @@ class Gateway:
         self._lock = SpoolLock(self.spool.root / "gateway.lock")
         self.engine: Engine | None = None
         self.store: JobStore | None = None
+        self.metrics: GatewayMetrics | None = None
+        self._metrics_dir: Path | None = None
+        self._http: MetricsServer | None = None
+        self._readiness: Readiness | None = None
 
     # -- start-up --------------------------------------------------------------------------
     def start(self) -> None:
         s = self.settings
         self.spool.create()
         self._lock.acquire()
+        observe = self._start_metrics()
         self.engine, self.store = open_store(s)
         upgrade(self.engine)
         if needs_pseudonyms(s):
@@ -151,15 +199,18 @@ class Gateway:
         log.info("recovered", jobs=jobs, deliveries=deliveries, partial_files=partial)
         configure_pynetdicom(self.spool.tmp)
         if s.sink_enabled:
-            self._sink = self._ctx.Process(target=run_sink, args=(s.sink,), name="sink")
+            self._sink = self._ctx.Process(target=sink_main, args=(s,), name="sink")
             self._sink.start()
         for i in range(s.workers.count):
             self._workers.append(self._spawn_worker(i))
         self._forwarder = self._spawn_forwarder()
+        self._start_endpoint()
         budget = SpoolBudget(self.spool, s.spool)
-        handler = StoreHandler(self.store, self.spool, budget, s.receiver.ae_title)
+        handler = StoreHandler(
+            self.store, self.spool, budget, s.receiver.ae_title, observe=observe
+        )
         self._handler = handler
-        self._server = start_receiver(s.receiver, handler)
+        self._server = start_receiver(s.receiver, handler, observe)
         log.info(
             "started",
             ae_title=s.receiver.ae_title,
@@ -168,7 +219,61 @@ class Gateway:
             workers=s.workers.count,
             destinations=[d.name for d in s.destinations],
             sink=s.sink_enabled,
+            metrics_port=self._http.port if self._http is not None else None,
         )
+
+    # -- metrics ---------------------------------------------------------------------------
+    def _start_metrics(self) -> Observer:
+        """Multiprocess metrics for this run (before any child is spawned); the observer."""
+        s = self.settings
+        if not s.metrics.enabled:
+            return _ignore
+        self._metrics_dir = enable_multiprocess(self.spool.root / "metrics")
+        self.metrics = GatewayMetrics(calling_aes=allowed_titles(s))
+        self.metrics.initialise(s.pipeline.stages, [d.name for d in s.destinations])
+        return self.metrics.observe
+
+    def _start_endpoint(self) -> None:
+        """/metrics, /healthz and /readyz, once everything they read exists."""
+        s = self.settings
+        if not s.metrics.enabled or self._metrics_dir is None:
+            return
+        assert self.store is not None and self.engine is not None
+        scrubber = any(stage in SCRUBBER_STAGES for stage in s.pipeline.stages)
+        state = ServeState(
+            store=self.store, spool=self.spool, spool_limit_bytes=s.spool.max_bytes,
+            spool_min_free_bytes=s.spool.min_free_bytes, destinations=self._health,
+            workers=self._alive, scrubber_configured=scrubber, version=__version__,
+            node=s.node_id, forwarder=self._forwarder_alive,
+        )
+        self._readiness = Readiness(
+            engine=self.engine, spool=self.spool, spool_limit_bytes=s.spool.max_bytes,
+            spool_min_free_bytes=s.spool.min_free_bytes, workers=self._alive,
+            destinations=self._health, scrubber_configured=scrubber,
+            metrics_dir=self._metrics_dir, forwarder=self._forwarder_alive,
+            destination_grace_seconds=s.metrics.ready_destination_grace_seconds,
+        )
+        registry = exposition_registry(self._metrics_dir, [StateCollector(state)])
+        try:
+            self._http = MetricsServer(
+                s.metrics.bind_address, s.metrics.port, registry, self._readiness
+            ).start()
+        except OSError as err:
+            raise StartupError(
+                f"metrics endpoint {s.metrics.bind_address}:{s.metrics.port}: {err.strerror}"
+            ) from None
+
+    def _health(self) -> dict[str, Any]:
+        """What the forwarder process last published about each destination."""
+        published = read_health(self.spool)
+        return {d.name: published.get(d.name, DestinationHealth()) for d in
+                self.settings.destinations}
+
+    def _alive(self) -> list[bool]:
+        return [p.is_alive() for p in self._workers]
+
+    def _forwarder_alive(self) -> bool:
+        return self._forwarder is not None and self._forwarder.is_alive()
 
     def _check_secret(self) -> None:
         """The site secret exists (created on a first start with the embedded defaults) and
@@ -194,7 +299,7 @@ class Gateway:
             args=(self.settings, index, self._worker_stop, os.getpid()),
             name=f"worker-{index}",
         )
-        p.start()
+        p.start()  # a spawned child inherits PROMETHEUS_MULTIPROC_DIR set by _start_metrics
         return p
 
     def _spawn_forwarder(self) -> BaseProcess:
@@ -218,6 +323,8 @@ class Gateway:
             if time.monotonic() - respawned.get(key, -1e9) < 10.0:
                 return False
             log.warning("process_died", process=key, exitcode=proc.exitcode)
+            if self._metrics_dir is not None and proc.pid is not None:
+                process_dead(proc.pid, self._metrics_dir)  # its heartbeats go, counts stay
             respawned[key] = time.monotonic()
             return True
 
@@ -229,10 +336,8 @@ class Gateway:
                 self._forwarder = self._spawn_forwarder()
 
     # -- shutdown --------------------------------------------------------------------------
-    def shutdown(self, grace: float = 30.0) -> None:
-        """Stop accepting, let in-flight work finish or hand it back, then exit."""
-        log.info("stopping")
-        deadline = time.monotonic() + grace
+    def _stop_receiving(self, deadline: float) -> None:
+        """Refuse new instances, let established associations finish until the deadline."""
         if self._handler is not None:
             self._handler.draining.set()  # an in-flight C-STORE finishes; later ones: 0xA700
         if self._server is not None:
@@ -247,6 +352,14 @@ class Gateway:
                 time.sleep(0.1)
             for assoc in ae.active_associations:
                 assoc.abort()  # unacknowledged instances stay with their senders
+
+    def shutdown(self, grace: float = 30.0) -> None:
+        """Stop accepting, let in-flight work finish or hand it back, then exit."""
+        log.info("stopping")
+        if self._readiness is not None:
+            self._readiness.stopping = True  # load balancers see 503 from now on
+        deadline = time.monotonic() + grace
+        self._stop_receiving(deadline)
         self._worker_stop.set()
         for p in self._workers:
             p.join(max(0.1, deadline - time.monotonic()))
@@ -263,6 +376,8 @@ class Gateway:
         if self._sink is not None:
             self._sink.terminate()
             self._sink.join(5)
+        if self._http is not None:
+            self._http.stop()
         if self.engine is not None:
             self.engine.dispose()
         self._lock.release()

@@ -167,6 +167,8 @@ class MetricsSettings(_Model):
     enabled: bool = True
     bind_address: str = "127.0.0.1"
     port: int = Field(default=9108, ge=0, le=65535)
+    # /readyz fails once a destination has been unreachable for longer than this.
+    ready_destination_grace_seconds: float = Field(default=300.0, ge=0)
 
 
 class LogSettings(_Model):

@@ -20,7 +20,7 @@ from multiprocessing.synchronize import Event as EventType
 from pathlib import Path
 
 from gateway.config import Settings
-from gateway.forward.scu import DestinationHealth, Forwarder
+from gateway.forward.scu import DestinationHealth, Forwarder, Observer
 from gateway.jobs.states import JobState
 from gateway.jobs.store import JobStore
 from gateway.spool import Spool
@@ -87,8 +87,22 @@ def read_health(spool: Spool) -> dict[str, DestinationHealth]:
             up=bool(h.get("up")),
             last_contact=float(h.get("last_contact", 0.0)),
             consecutive_failures=int(h.get("consecutive_failures", 0)),
+            down_since=float(h.get("down_since", 0.0)),
         )
     return out
+
+
+def _ignore(_name: str, _labels: dict[str, str], _value: float) -> None:
+    return None
+
+
+def _observer(settings: Settings) -> Observer:
+    """This process's metrics (multiprocess files set up by serve before spawning it)."""
+    if not settings.metrics.enabled:
+        return _ignore
+    from gateway.observe.metrics import GatewayMetrics
+
+    return GatewayMetrics().observe
 
 
 def run_forwarders(settings: Settings, stop: threading.Event) -> None:
@@ -99,8 +113,10 @@ def run_forwarders(settings: Settings, stop: threading.Event) -> None:
     configure_pynetdicom(spool.tmp)
     _engine, store = open_store(settings)
     janitor = Janitor(store, spool, settings.spool.keep_sent_seconds)
+    observe = _observer(settings)
     forwarders = [
-        Forwarder(dest, store, spool, stop, janitor.on_sent) for dest in settings.destinations
+        Forwarder(dest, store, spool, stop, janitor.on_sent, observe=observe)
+        for dest in settings.destinations
     ]
     threads = [
         threading.Thread(target=f.run, name=f"forward-{f.dest.name}", daemon=True)
@@ -125,7 +141,7 @@ def run_forwarders(settings: Settings, stop: threading.Event) -> None:
 
 def forwarder_main(settings: Settings, stop: EventType, parent_pid: int) -> None:
     """Entry point of the forwarder process (spawned by serve)."""
-    from gateway.observe.logs import configure_logging
+    from gateway.observe.logs import configure_logging, get_logger
     from gateway.pipeline.worker import _set_parent_death_signal
 
     _set_parent_death_signal()
@@ -140,4 +156,9 @@ def forwarder_main(settings: Settings, stop: EventType, parent_pid: int) -> None
                 local.set()
 
     threading.Thread(target=watch, name="stop-watch", daemon=True).start()
-    run_forwarders(settings, local)
+    try:
+        run_forwarders(settings, local)
+    except Exception as exc:
+        # multiprocessing would print the traceback, message included, to stderr.
+        get_logger("gateway.forward").error("forwarder_failed", exc_type=type(exc).__name__)
+        raise SystemExit(1) from None

@@ -14,6 +14,7 @@ An instance's attempts count only responses about that instance (DESIGN decision
 
 from __future__ import annotations
 
+import datetime as dt
 import random
 import threading
 import time
@@ -30,10 +31,13 @@ from pynetdicom.association import Association
 
 from gateway.config import DestinationSettings
 from gateway.jobs.store import ClaimedDelivery, JobStore
+from gateway.observe.logs import get_logger
 from gateway.outcomes import Next, backoff_delay, classify_store_status
 from gateway.spool import Spool
 
+# Hook for observability: (event name, labels, value) -> None. Never given patient values.
 Observer = Callable[[str, dict[str, str], float], None]
+log = get_logger("gateway.forward")
 MAX_CONTEXTS = 128
 UNCOMPRESSED = (ExplicitVRLittleEndian, ImplicitVRLittleEndian)
 
@@ -47,8 +51,9 @@ class DestinationHealth:
     """What the forwarder last saw of its destination (for /readyz and gauges)."""
 
     up: bool = False
-    last_contact: float = 0.0
+    last_contact: float = 0.0  # Unix time of the last successful exchange (0: never)
     consecutive_failures: int = 0
+    down_since: float = 0.0  # Unix time of the first failure of the current outage (0: up)
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -58,6 +63,7 @@ class Item:
     path: Path
     sop_class: UID
     transfer_syntax: UID
+    size: int = 0
 
 
 class SendError(Exception):
@@ -144,6 +150,7 @@ class Forwarder:
         self.health.up = True
         self.health.last_contact = time.time()
         self.health.consecutive_failures = 0
+        self.health.down_since = 0.0
 
     def _accepted(self, sop: UID, ts: UID) -> tuple[bool, bool]:
         """(exact context accepted, uncompressed fallback accepted) on the open association."""
@@ -200,21 +207,24 @@ class Forwarder:
         path = self._spool.outgoing_path(d.job_id)
         try:
             meta = read_file_meta_info(path)
+            size = path.stat().st_size
         except FileNotFoundError:
-            self._store.delivery_failed(d.id, "output file missing from spool", None)
-            self._spool.to_quarantine(d.job_id)
+            self._fail(d, "output file missing from spool", None)
             return None
         except Exception as exc:
-            self._store.delivery_failed(d.id, f"unreadable output ({type(exc).__name__})", None)
-            self._spool.to_quarantine(d.job_id)
+            self._fail(d, f"unreadable output ({type(exc).__name__})", None)
             return None
-        return Item(d, path, UID(meta.MediaStorageSOPClassUID), UID(meta.TransferSyntaxUID))
+        return Item(
+            d, path, UID(meta.MediaStorageSOPClassUID), UID(meta.TransferSyntaxUID), size
+        )
 
     def _fail(self, d: ClaimedDelivery, reason: str, status: int | None) -> None:
         job_id = self._store.delivery_failed(d.id, reason, status)
         if job_id is not None:
             self._spool.to_quarantine(job_id)
         self._observe("forward_failed", {"destination": self.dest.name}, 1)
+        log.warning("forward_failed", job_id=d.job_id, destination=self.dest.name,
+                    attempts=d.attempts, reason=reason)
 
     def _retry(self, d: ClaimedDelivery, reason: str, status: int | None) -> None:
         if d.attempts >= self.dest.max_attempts:
@@ -225,17 +235,29 @@ class Forwarder:
         )
         self._store.delivery_retry(d.id, reason, status, delay)
         self._observe("forward_retry", {"destination": self.dest.name}, 1)
+        log.warning("forward_retry", job_id=d.job_id, destination=self.dest.name,
+                    attempts=d.attempts, reason=reason)
 
-    def _handle_status(self, item: Item, status: int, sent: list[int]) -> None:
+    def _confirmed(self, item: Item, status: int, seconds: float) -> None:
+        """The destination confirmed the instance: count it, time it end to end, log it."""
+        d = item.delivery
+        labels = {"destination": self.dest.name, "modality": d.modality or "none"}
+        self._observe("forwarded", labels, float(item.size))
+        received = d.received_at.replace(tzinfo=dt.UTC) if d.received_at.tzinfo is None \
+            else d.received_at
+        self._observe("end_to_end", labels, (dt.datetime.now(dt.UTC) - received).total_seconds())
+        log.info("forwarded", job_id=d.job_id, destination=self.dest.name,
+                 status=f"0x{status:04X}", duration_ms=round(seconds * 1000, 2))
+
+    def _handle_status(self, item: Item, status: int, sent: list[int], seconds: float) -> None:
         cls = classify_store_status(status)
         d = item.delivery
+        outcome = {Next.DONE: "continue", Next.RETRY: "retry"}.get(cls.next, "quarantine")
+        self._observe("stage", {"stage": "forward", "outcome": outcome,
+                                "modality": d.modality or "none"}, seconds)
         if cls.next is Next.DONE:
             sent.append(d.id)
-            self._observe(
-                "forwarded",
-                {"destination": self.dest.name, "modality": d.modality or "none"},
-                float(d.size_bytes),
-            )
+            self._confirmed(item, status, seconds)
         elif cls.next is Next.RETRY:
             self._retry(d, f"0x{status:04X} {cls.name}", status)
         else:
@@ -250,26 +272,32 @@ class Forwarder:
                 d = pending[0]
                 item = self._item(d)
                 if item is not None:
+                    started = time.perf_counter()
                     try:
                         status = self._send(item)
                     except SendError as exc:
                         self._fail(d, str(exc), None)
                     else:
-                        self._handle_status(item, status, sent)
+                        self._handle_status(item, status, sent, time.perf_counter() - started)
                 pending.pop(0)
-        except (AssociationLost, OSError, RuntimeError, ValueError):
-            self._destination_down(pending)
+        except (AssociationLost, OSError, RuntimeError, ValueError) as exc:
+            self._destination_down(pending, exc)
         finally:
             done = self._store.deliveries_sent(sent)
             if done:
                 self._on_sent(done)
 
-    def _destination_down(self, untried: Sequence[ClaimedDelivery]) -> None:
+    def _destination_down(self, untried: Sequence[ClaimedDelivery], exc: Exception) -> None:
         self._release()
+        if self.health.consecutive_failures == 0:
+            self.health.down_since = time.time()
         self.health.up = False
         self.health.consecutive_failures += 1
         self._store.delivery_unclaim([d.id for d in untried])
         self._observe("destination_down", {"destination": self.dest.name}, 1)
+        log.warning("destination_down", destination=self.dest.name,
+                    consecutive_failures=self.health.consecutive_failures,
+                    exc_type=type(exc).__name__)
         delay = backoff_delay(
             self.health.consecutive_failures,
             self.dest.backoff_initial,

@@ -24,10 +24,15 @@ from pydicom.errors import InvalidDicomError
 from gateway.config import Settings
 from gateway.jobs.states import JobState
 from gateway.jobs.store import ClaimedJob, Finish, JobStore
+from gateway.observe.logs import get_logger
 from gateway.pipeline.stage import Outcome, OutcomeKind, Stage, StageContext
 from gateway.spool import Spool
 
+# Hook for observability: (event name, labels, value) -> None. Never given patient values.
 Observer = Callable[[str, dict[str, str], float], None]
+# Called after each stage with (stage name, its outcome, seconds it took).
+StageReport = Callable[[str, Outcome, float], None]
+log = get_logger("gateway.worker")
 
 
 class StopEvent(Protocol):
@@ -61,16 +66,31 @@ class Result:
     stage: str
 
 
-def run_stages(stages: Sequence[Stage], ds: Dataset, ctx: StageContext) -> Result:
-    """Run stages in order until one does not continue; exceptions become quarantine."""
+def _no_report(_stage: str, _outcome: Outcome, _seconds: float) -> None:
+    return None
+
+
+def run_stages(
+    stages: Sequence[Stage], ds: Dataset, ctx: StageContext, report: StageReport = _no_report
+) -> Result:
+    """Run stages in order until one does not continue; exceptions become quarantine.
+
+    Each stage is timed and reported; an exception is reported by its class name only.
+    """
     for stage in stages:
+        started = time.perf_counter()
         try:
             outcome = stage(ds, ctx)
         except Exception as exc:
             outcome = Outcome.quarantine(describe_exception(stage.name, exc), "error")
+        report(stage.name, outcome, time.perf_counter() - started)
         if outcome.kind is not OutcomeKind.CONTINUE:
             return Result(outcome, stage.name)
     return Result(Outcome.proceed(), "")
+
+
+def _text(value: object) -> str:
+    return "" if value is None else str(value)
 
 
 def write_dataset(ds: Dataset, fh: Any) -> None:
@@ -78,7 +98,13 @@ def write_dataset(ds: Dataset, fh: Any) -> None:
 
 
 class JobRunner:
-    """Runs claimed jobs: each through the pipeline, then a batch's outcomes in one commit."""
+    """Runs claimed jobs: each through the pipeline, then a batch's outcomes in one commit.
+
+    Each job gets one log line per step and one for its outcome (after the commit), keyed by
+    the job id. From the ``deidentify`` stage on, lines carry the output SOP Instance UID once
+    de-identification replaced it; the input UID is never logged (a profile that keeps UIDs
+    keeps them unlogged too).
+    """
 
     def __init__(
         self,
@@ -89,6 +115,7 @@ class JobRunner:
         owner: str,
         observe: Observer = _ignore,
         flush: Callable[[], None] | None = None,
+        worker: str = "0",
     ) -> None:
         self._settings = settings
         self._store = store
@@ -97,7 +124,12 @@ class JobRunner:
         self._owner = owner
         self._observe = observe
         self._flush = flush
+        self._worker = worker
         self._destinations = [d.name for d in settings.destinations]
+
+    def heartbeat(self) -> None:
+        """The worker loop is alive (a live gauge per worker)."""
+        self._observe("worker_heartbeat", {"worker": self._worker}, time.time())
 
     def run(self, job: ClaimedJob) -> OutcomeKind:
         """Process and commit one job (a batch of one)."""
@@ -107,9 +139,10 @@ class JobRunner:
         """Process each job, make the pseudonym map durable, commit every outcome at once,
         then move the files of filtered and quarantined jobs (database first, files after:
         a crash in between leaves a job whose state is already decided)."""
-        results = [self.process(job) for job in jobs]
-        if self._flush is not None and any(r.state is JobState.READY for r in results):
-            results = self._flush_or_retry(jobs, results)
+        done = [self._process(job) for job in jobs]
+        if self._flush is not None and any(d.finish.state is JobState.READY for d in done):
+            self._flush_or_retry(jobs, done)
+        results = [d.finish for d in done]
         applied = set(self._store.finish(self._owner, results, self._destinations))
         for r in results:
             if r.job_id not in applied:
@@ -118,54 +151,89 @@ class JobRunner:
                 self._spool.remove_job(r.job_id)
             elif r.state is JobState.QUARANTINED:
                 self._spool.to_quarantine(r.job_id)
+        for d in done:
+            self._report(d, d.finish.job_id in applied)
         return [_KIND[r.state] for r in results]
 
-    def _flush_or_retry(
-        self, jobs: Sequence[ClaimedJob], results: list[Finish]
-    ) -> list[Finish]:
+    def _flush_or_retry(self, jobs: Sequence[ClaimedJob], done: list[_Processed]) -> None:
         assert self._flush is not None
         try:
             self._flush()  # pseudonym map rows are committed before any instance may leave
-            return results
         except Exception as exc:
-            out = []
-            for job, r in zip(jobs, results, strict=True):
-                if r.state is JobState.READY:
+            for job, d in zip(jobs, done, strict=True):
+                if d.finish.state is JobState.READY:
                     self._spool.remove_output(job.id)
-                    r = self._retry(job, Outcome.retry(describe_exception("pseudonyms", exc)))
-                out.append(r)
-            return out
+                    d.finish = self._retry(
+                        job, Outcome.retry(describe_exception("pseudonyms", exc))
+                    )
+                    d.stage = "pseudonyms"
 
     def process(self, job: ClaimedJob) -> Finish:
         """Run the pipeline on one job from its original bytes; write the output if any."""
-        started = time.monotonic()
-        labels = {"modality": job.modality or "none"}
+        return self._process(job).finish
+
+    def _process(self, job: ClaimedJob) -> _Processed:
+        track = _Tracker(self._observe, job)
         src = self._spool.incoming_path(job.id)
         ctx = StageContext(
             job_id=job.id, calling_ae=job.calling_ae, called_ae=job.called_ae, source_path=src
         )
+        decoding = time.perf_counter()
+        failed: Finish | None = None
         try:
             # Values over 4 MiB (large pixel data) stay in the file until a stage reads them or the
             # output is written, so a large instance is not held twice in memory.
             ds = dcmread(src, defer_size=DEFER_SIZE)
         except FileNotFoundError:
-            return self._quarantine("receive: original file missing from spool", "missing", job)
+            failed = self._quarantine("receive: original file missing from spool", "missing", job)
         except (InvalidDicomError, EOFError, ValueError, KeyError, TypeError) as exc:
-            return self._quarantine(describe_exception("decode", exc), "decode", job)
-        if "SOPClassUID" not in ds or "SOPInstanceUID" not in ds:
-            return self._quarantine("decode: no SOP Class or Instance UID", "decode", job)
-        result = run_stages(self._stages, ds, ctx)
+            failed = self._quarantine(describe_exception("decode", exc), "decode", job)
+        else:
+            if "SOPClassUID" not in ds or "SOPInstanceUID" not in ds:
+                failed = self._quarantine("decode: no SOP Class or Instance UID", "decode", job)
+        track.stage("decode", _as_outcome(failed), time.perf_counter() - decoding)
+        if failed is not None:
+            return _Processed(failed, track, "decode")
+        track.watch(ds)
+        result = run_stages(self._stages, ds, ctx, track.stage)
+        if ctx.notes.get("pixels_cleaned"):
+            self._observe("scrubbed", track.labels, 1)
         outcome = result.outcome
         if outcome.kind is OutcomeKind.CONTINUE:
+            writing = time.perf_counter()
             finish = self._write(job, ds, ctx)
-        elif outcome.kind is OutcomeKind.FILTER:
+            track.stage("encode", _as_outcome(finish), time.perf_counter() - writing)
+            return _Processed(finish, track, "" if finish.state is JobState.READY else "encode")
+        if outcome.kind is OutcomeKind.FILTER:
             finish = Finish(job.id, JobState.FILTERED, outcome.reason, outcome.reason_class)
         elif outcome.kind is OutcomeKind.QUARANTINE:
             finish = self._quarantine(outcome.reason, outcome.reason_class, job)
         else:
             finish = self._retry(job, outcome)
-        self._observe(f"job_{_KIND[finish.state].value}", labels, time.monotonic() - started)
-        return finish
+        return _Processed(finish, track, result.stage)
+
+    def _report(self, done: _Processed, applied: bool) -> None:
+        """The job's metric event and its one summary log line."""
+        finish, track = done.finish, done.track
+        kind = _KIND[finish.state]
+        reason_class = finish.reason_class or ""
+        seconds = time.monotonic() - track.started
+        self._observe(f"job_{kind.value}",
+                      {**track.labels, "reason_class": reason_class, "stage": done.stage},
+                      seconds)
+        fields: dict[str, object] = {"job_id": finish.job_id, "outcome": kind.value,
+                                     "duration_ms": round(seconds * 1000, 2)}
+        if kind is not OutcomeKind.CONTINUE:
+            fields.update(stage=done.stage, reason_class=reason_class, reason=finish.reason)
+        if not applied:
+            fields["lease_lost"] = True  # another worker's result for this job won
+        uid = track.output_uid()
+        if uid:
+            fields["sop_instance_uid"] = uid
+        if kind in (OutcomeKind.QUARANTINE, OutcomeKind.RETRY):
+            log.warning("job", **fields)
+        else:
+            log.info("job", **fields)
 
     def _write(self, job: ClaimedJob, ds: Dataset, ctx: StageContext) -> Finish:
         try:
@@ -187,6 +255,65 @@ class JobRunner:
             return self._quarantine(reason, outcome.reason_class or "retries", job)
         delay = min(60.0, 2.0 ** job.attempts)
         return Finish(job.id, JobState.RECEIVED, outcome.reason, outcome.reason_class, delay)
+
+
+class _Tracker:
+    """Per-job bookkeeping for metrics and logs: bounded labels, the stage lines, and whether
+    the dataset's SOP Instance UID is now a pseudonym (so that it may be logged)."""
+
+    def __init__(self, observe: Observer, job: ClaimedJob) -> None:
+        self._observe = observe
+        self.started = time.monotonic()
+        self.job_id = job.id
+        self.labels = {"modality": job.modality or "none"}
+        self._ds: Dataset | None = None
+        self._input_uid = ""
+        self._pseudonymised = False
+
+    def watch(self, ds: Dataset) -> None:
+        """Remember the dataset and its input SOP Instance UID (in memory, never logged)."""
+        self._ds = ds
+        self._input_uid = _text(ds.get("SOPInstanceUID"))
+
+    def output_uid(self) -> str:
+        """The output SOP Instance UID once de-identification replaced it, else ''."""
+        if not self._pseudonymised or self._ds is None:
+            return ""
+        uid = _text(self._ds.get("SOPInstanceUID"))
+        return uid if uid and uid != self._input_uid else ""
+
+    def stage(self, name: str, outcome: Outcome, seconds: float) -> None:
+        """One step's metric event and log line."""
+        if name == "deidentify" and outcome.kind is OutcomeKind.CONTINUE:
+            self._pseudonymised = True
+        self._observe("stage", {**self.labels, "stage": name, "outcome": outcome.kind.value},
+                      seconds)
+        fields: dict[str, object] = {"job_id": self.job_id, "stage": name,
+                                     "outcome": outcome.kind.value,
+                                     "duration_ms": round(seconds * 1000, 3)}
+        if outcome.kind is not OutcomeKind.CONTINUE:
+            fields.update(reason_class=outcome.reason_class, reason=outcome.reason)
+        uid = self.output_uid()
+        if uid:
+            fields["sop_instance_uid"] = uid
+        log.info("stage", **fields)
+
+
+@dataclass
+class _Processed:
+    """A processed job before its commit: the outcome, its tracker, the step that decided."""
+
+    finish: Finish
+    track: _Tracker
+    stage: str
+
+
+def _as_outcome(finish: Finish | None) -> Outcome:
+    """The step outcome a Finish stands for (None: the step continued)."""
+    if finish is None or finish.state is JobState.READY:
+        return Outcome.proceed()
+    kind = _KIND[finish.state]
+    return Outcome(kind, finish.reason or "", finish.reason_class or "")
 
 
 _KIND = {
@@ -211,6 +338,7 @@ def worker_loop(
     while not stop.is_set():
         if parent_pid is not None and os.getppid() != parent_pid:
             return
+        runner.heartbeat()
         jobs = store.claim(owner, ws.batch_size, ws.lease_seconds)
         if not jobs:
             stop.wait(idle)
@@ -258,10 +386,15 @@ def worker_main(settings: Settings, index: int, stop: EventType, parent_pid: int
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop
     signal.signal(signal.SIGTERM, lambda *_: local.set())
     owner = f"{settings.node_id}/w{index}/{os.getpid()}"
-    runner, store, services = build_worker(settings, owner)
     try:
-        worker_loop(runner, store, settings, owner, _EitherEvent(stop, local), parent_pid)
-    finally:
-        close = getattr(services.pseudonymizer, "close", None)
-        if close is not None:
-            close()
+        runner, store, services = build_worker(settings, owner, index)
+        try:
+            worker_loop(runner, store, settings, owner, _EitherEvent(stop, local), parent_pid)
+        finally:
+            close = getattr(services.pseudonymizer, "close", None)
+            if close is not None:
+                close()
+    except Exception as exc:
+        # multiprocessing would print the traceback, message included, to stderr.
+        log.error("worker_failed", worker=index, exc_type=type(exc).__name__)
+        raise SystemExit(1) from None

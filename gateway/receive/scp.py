@@ -27,13 +27,15 @@ from pynetdicom.transport import ThreadedAssociationServer
 
 from gateway.config import ReceiverSettings, SpoolSettings
 from gateway.jobs.store import JobStore, NewJob
+from gateway.observe.logs import get_logger
 from gateway.outcomes import STATUS_CANNOT_UNDERSTAND, STATUS_OUT_OF_RESOURCES, STATUS_SUCCESS
 from gateway.receive import allowlist, negotiation
 from gateway.spool import Spool
 
-# Hooks for observability: (event name, labels) -> None. Never given patient values.
 UNDEFINED_LENGTH = 0xFFFFFFFF
+# Hook for observability: (event name, labels, value) -> None. Never given patient values.
 Observer = Callable[[str, dict[str, str], float], None]
+log = get_logger("gateway.receive")
 
 
 def _ignore(_name: str, _labels: dict[str, str], _value: float) -> None:
@@ -137,25 +139,22 @@ class StoreHandler:
         self.draining = threading.Event()
 
     def __call__(self, event: Any) -> int:
+        started = time.perf_counter()
         calling = str(event.assoc.requestor.ae_title).strip()
-        labels = {"calling_ae": calling}
         refused = "shutting_down" if self.draining.is_set() else self._budget.refuse_reason()
         if refused is not None:
-            self._observe("store_refused", {**labels, "reason": refused}, 1)
-            return STATUS_OUT_OF_RESOURCES
+            return self._refuse(calling, refused, STATUS_OUT_OF_RESOURCES)
         path = Path(event.dataset_path)
         try:
             facts = read_header_facts(path)
         except (InvalidDicomError, EOFError, ValueError, KeyError, TypeError, OSError):
-            self._observe("store_refused", {**labels, "reason": "cannot_understand"}, 1)
-            return STATUS_CANNOT_UNDERSTAND
+            return self._refuse(calling, "cannot_understand", STATUS_CANNOT_UNDERSTAND)
         job_id = uuid.uuid4().hex
         size = path.stat().st_size
         try:
             final = self._spool.commit_incoming(path, job_id)
         except OSError:
-            self._observe("store_refused", {**labels, "reason": "spool_write"}, 1)
-            return STATUS_OUT_OF_RESOURCES
+            return self._refuse(calling, "spool_write", STATUS_OUT_OF_RESOURCES)
         try:
             self._store.add_received(
                 NewJob(
@@ -171,22 +170,39 @@ class StoreHandler:
         except Exception:
             # The row is not committed: the sender will retry, so the file must not linger.
             final.unlink(missing_ok=True)
-            self._observe("store_refused", {**labels, "reason": "database"}, 1)
-            return STATUS_OUT_OF_RESOURCES
+            return self._refuse(calling, "database", STATUS_OUT_OF_RESOURCES)
         self._budget.add(size)
-        self._observe(
-            "stored", {**labels, "modality": facts.modality or "none"}, float(size)
-        )
+        self._stored(job_id, calling, facts, size, time.perf_counter() - started)
         return STATUS_SUCCESS
+
+    def _refuse(self, calling: str, reason: str, status: int) -> int:
+        self._observe("store_refused", {"calling_ae": calling, "reason": reason}, 1)
+        log.warning("store_refused", calling_ae=calling, reason=reason, status=f"0x{status:04X}")
+        return status
+
+    def _stored(
+        self, job_id: str, calling: str, facts: HeaderFacts, size: int, seconds: float
+    ) -> None:
+        modality = facts.modality or "none"
+        labels = {"calling_ae": calling, "modality": modality,
+                  "sop_class_uid": facts.sop_class_uid}
+        self._observe("stored", labels, float(size))
+        self._observe("stage", {"stage": "receive", "outcome": "continue",
+                                "modality": modality}, seconds)
+        log.info("stored", job_id=job_id, calling_ae=calling, modality=modality,
+                 bytes=size, duration_ms=round(seconds * 1000, 2))
 
 
 def _on_requested(allowed: tuple[Any, ...], observe: Observer) -> Callable[[Any], None]:
+    """EVT_REQUESTED: reject a caller that is not on the allow-list (before negotiation)."""
+
     def handler(event: Any) -> None:
         assoc = event.assoc
         calling = str(assoc.requestor.primitive.calling_ae_title).strip()
         address = str(assoc.requestor.address)
         if not allowlist.is_allowed(allowed, calling, address):
             observe("association_rejected", {"reason": "not_allowed"}, 1)
+            log.warning("association_rejected", reason="not_allowed", calling_ae=calling[:16])
             assoc.acse.send_reject(
                 allowlist.REJECT_PERMANENT,
                 allowlist.SOURCE_SERVICE_USER,
@@ -194,8 +210,31 @@ def _on_requested(allowed: tuple[Any, ...], observe: Observer) -> Callable[[Any]
             )
             assoc.is_rejected = True
             assoc.kill()
-        else:
-            observe("association_accepted", {"calling_ae": calling}, 1)
+
+    return handler
+
+
+def _on_accepted(observe: Observer) -> Callable[[Any], None]:
+    """EVT_ACCEPTED: the association was negotiated and accepted."""
+
+    def handler(event: Any) -> None:
+        calling = str(event.assoc.requestor.ae_title).strip()
+        observe("association_accepted", {"calling_ae": calling}, 1)
+        log.info("association_accepted", calling_ae=calling)
+
+    return handler
+
+
+def _on_rejected(observe: Observer) -> Callable[[Any], None]:
+    """EVT_REJECTED: pynetdicom rejected the association itself (its only reason with this
+    receiver's settings is the association limit)."""
+
+    def handler(event: Any) -> None:
+        ae = event.assoc.ae
+        acceptors = [a for a in ae.active_associations if a.is_acceptor]
+        reason = "too_many_associations" if len(acceptors) > ae.maximum_associations else "other"
+        observe("association_rejected", {"reason": reason}, 1)
+        log.warning("association_rejected", reason=reason)
 
     return handler
 
@@ -229,6 +268,8 @@ def start_receiver(
     handlers = [
         (evt.EVT_C_STORE, handler),
         (evt.EVT_REQUESTED, _on_requested(settings.allowed_callers, observe)),
+        (evt.EVT_ACCEPTED, _on_accepted(observe)),
+        (evt.EVT_REJECTED, _on_rejected(observe)),
     ]
     server = ae.start_server(
         (settings.bind_address, settings.port),
