@@ -1,0 +1,191 @@
+"""Our burned-in text detector: a small fully-convolutional network and the code around it.
+
+The network maps one grey channel in [0, 1] to a text-probability map at a quarter of the
+resolution (one cell per 4x4 pixels). Boxes are the bounding rectangles of the connected
+components of the thresholded map. It is a light encoder/decoder (stride 16 at the bottom,
+dilated depthwise-separable blocks for context, two top-down fusions), about 60 k parameters,
+designed to run at tens of frames per second on one CPU core and in large batches on a GPU.
+
+:func:`frame_to_grey` turns any frame the stage sees (grey of any depth, signed or not, RGB)
+into the network's input, the same way in training and in service. Loading the weights reads
+one local file (``torch.load(weights_only=True)``); nothing touches the network.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from scipy import ndimage
+from torch import nn
+
+from gateway.pixels.boxes import Box
+
+MODEL_NAME = "textdet"
+MODEL_VERSION = "v1"
+STRIDE = 4  # one output cell per STRIDE x STRIDE input pixels
+ALIGN = 16  # input sides are padded to a multiple of this
+DEFAULT_WEIGHTS = Path(__file__).resolve().parents[2] / "models" / "textdet" / "textdet-v1.pt"
+
+
+def _cbr(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout),
+                         nn.ReLU(inplace=True))
+
+
+class SepBlock(nn.Module):
+    """Depthwise 3x3 (optionally dilated or strided) then pointwise 1x1, with a residual."""
+
+    def __init__(self, cin: int, cout: int, stride: int = 1, dilation: int = 1) -> None:
+        super().__init__()
+        self.dw = nn.Conv2d(cin, cin, 3, stride, dilation, dilation=dilation, groups=cin,
+                            bias=False)
+        self.bn1 = nn.BatchNorm2d(cin)
+        self.pw = nn.Conv2d(cin, cout, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(cout)
+        self.residual = stride == 1 and cin == cout
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = F.relu(self.bn1(self.dw(x)), inplace=True)
+        y = self.bn2(self.pw(y))
+        if self.residual:
+            y = y + x
+        return F.relu(y, inplace=True)
+
+
+class TextDetNet(nn.Module):
+    """Grey frame (N, 1, H, W), H and W multiples of 16 -> text logits (N, 1, H/4, W/4)."""
+
+    def __init__(self, c1: int = 8, c2: int = 24, c3: int = 48, c4: int = 64) -> None:
+        super().__init__()
+        self.stem = _cbr(1, c1, 2)  # 1/2
+        self.down4 = _cbr(c1, c2, 2)  # 1/4
+        self.block4 = SepBlock(c2, c2)
+        self.down8 = SepBlock(c2, c3, stride=2)  # 1/8
+        self.block8 = nn.Sequential(SepBlock(c3, c3), SepBlock(c3, c3, dilation=2))
+        self.down16 = SepBlock(c3, c4, stride=2)  # 1/16
+        self.block16 = nn.Sequential(SepBlock(c4, c4, dilation=2), SepBlock(c4, c4, dilation=4))
+        self.lat16 = nn.Conv2d(c4, c3, 1)
+        self.fuse8 = SepBlock(c3, c3)
+        self.lat8 = nn.Conv2d(c3, c2, 1)
+        self.fuse4 = SepBlock(c2, c2, dilation=2)
+        self.head = nn.Conv2d(c2, 1, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        f4 = self.block4(self.down4(self.stem(x)))
+        f8 = self.block8(self.down8(f4))
+        f16 = self.block16(self.down16(f8))
+        u8 = self.fuse8(f8 + F.interpolate(self.lat16(f16), scale_factor=2.0, mode="nearest"))
+        u4 = self.fuse4(f4 + F.interpolate(self.lat8(u8), scale_factor=2.0, mode="nearest"))
+        return self.head(u4)
+
+
+# --------------------------------------------------------------------------- input
+
+
+def frame_to_grey(frame: np.ndarray) -> np.ndarray:
+    """One frame (rows, cols) or (rows, cols, 3) of any dtype -> float32 in [0, 1].
+
+    Colour frames take the maximum of the channels (coloured annotations are bright in at
+    least one). The window is the 0.1-99.9 percentile range of a subsample, so a few hot
+    pixels do not squash the picture and text, which is usually at an extreme, saturates.
+    """
+    a = frame.max(axis=2) if frame.ndim == 3 else frame
+    a = np.asarray(a, dtype=np.float32)
+    step = max(1, int(np.sqrt(a.size / 65536)))
+    sub = a[::step, ::step]
+    lo, hi = np.percentile(sub, (0.1, 99.9))
+    if hi - lo < 1e-6:
+        lo, hi = float(a.min()), float(a.max())
+        if hi - lo < 1e-6:
+            return np.zeros(a.shape, np.float32)
+    out = (a - np.float32(lo)) * np.float32(1.0 / (hi - lo))
+    np.clip(out, 0.0, 1.0, out=out)
+    return out
+
+
+def _pad_batch(frames: Sequence[np.ndarray]) -> tuple[torch.Tensor, list[tuple[int, int]]]:
+    """Stack grey frames into one (N, 1, H, W) tensor padded (edge values) to ALIGN."""
+    shapes = [(int(f.shape[0]), int(f.shape[1])) for f in frames]
+    H = -(-max(s[0] for s in shapes) // ALIGN) * ALIGN
+    W = -(-max(s[1] for s in shapes) // ALIGN) * ALIGN
+    batch = np.empty((len(frames), 1, H, W), np.float32)
+    for i, f in enumerate(frames):
+        h, w = f.shape
+        batch[i, 0] = np.pad(f, ((0, H - h), (0, W - w)), mode="edge")
+    return torch.from_numpy(batch), shapes
+
+
+# --------------------------------------------------------------------------- output
+
+
+def boxes_from_probability(prob: np.ndarray, rows: int, columns: int,
+                           threshold: float) -> list[Box]:
+    """Bounding boxes (frame pixels) of the 8-connected components of ``prob >= threshold``."""
+    fg = prob[: -(-rows // STRIDE), : -(-columns // STRIDE)] >= threshold
+    labels, n = ndimage.label(fg, structure=np.ones((3, 3), bool))
+    if n == 0:
+        return []
+    out = []
+    peaks = ndimage.maximum(prob[: fg.shape[0], : fg.shape[1]], labels, np.arange(1, n + 1))
+    for i, sl in enumerate(ndimage.find_objects(labels)):
+        if sl is None:
+            continue
+        ys, xs = sl
+        out.append(Box(xs.start * STRIDE, ys.start * STRIDE, min(columns, xs.stop * STRIDE),
+                       min(rows, ys.stop * STRIDE), float(peaks[i])))
+    return out
+
+
+def pick_device(preference: str = "auto") -> torch.device:
+    """``auto``: CUDA when present, else CPU; ``cpu`` / ``cuda`` / ``cuda:N`` as given."""
+    if preference == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(preference)
+
+
+@dataclass
+class Detector:
+    """A loaded network on one device, with the threshold that turns probabilities into boxes."""
+
+    net: TextDetNet
+    device: torch.device
+    threshold: float = 0.35
+    version: str = f"{MODEL_NAME}@{MODEL_VERSION}"
+
+    @torch.inference_mode()
+    def probability(self, grey: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """Text probability at 1/4 resolution for each grey frame (already in [0, 1])."""
+        if not grey:
+            return []
+        batch, shapes = _pad_batch(grey)
+        logits = self.net(batch.to(self.device, non_blocking=True))
+        prob = torch.sigmoid(logits)[:, 0].float().cpu().numpy()
+        return [prob[i, : -(-h // STRIDE), : -(-w // STRIDE)] for i, (h, w) in enumerate(shapes)]
+
+    def detect(self, frames: Sequence[np.ndarray]) -> list[list[Box]]:
+        """Boxes of text for each raw frame (any dtype, grey or RGB); unpadded."""
+        grey = [frame_to_grey(f) for f in frames]
+        probs = self.probability(grey)
+        return [boxes_from_probability(p, g.shape[0], g.shape[1], self.threshold)
+                for p, g in zip(probs, grey, strict=True)]
+
+
+def load_detector(path: Path | None = None, device: str = "auto",
+                  threshold: float | None = None) -> Detector:
+    """Build the network and load its state dict from ``path`` (no network access)."""
+    p = Path(path) if path is not None else DEFAULT_WEIGHTS
+    blob = torch.load(p, map_location="cpu", weights_only=True)
+    state = blob["state_dict"] if "state_dict" in blob else blob
+    widths = blob.get("widths", {}) if "state_dict" in blob else {}
+    net = TextDetNet(**{k: int(v) for k, v in widths.items()})
+    net.load_state_dict(state)
+    dev = pick_device(device)
+    net.eval().to(dev)
+    thr = float(threshold if threshold is not None else blob.get("threshold", 0.35))
+    version = str(blob.get("version", f"{MODEL_NAME}@{MODEL_VERSION}"))
+    return Detector(net, dev, thr, version)
