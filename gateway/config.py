@@ -15,6 +15,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from gateway.pixels.settings import PixelSettings
+
 AE_TITLE_MAX = 16
 
 
@@ -172,6 +174,7 @@ class Settings(_Model):
     sink: SinkSettings = SinkSettings()
     metrics: MetricsSettings = MetricsSettings()
     logging: LogSettings = LogSettings()
+    pixels: PixelSettings = PixelSettings()
 
     @model_validator(mode="after")
     def _default_destination(self) -> Settings:

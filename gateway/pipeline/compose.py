@@ -13,6 +13,8 @@ from gateway.pipeline.stage import Stage, StageFactory, StageServices
 # name -> "module:factory". Each factory takes StageServices and returns a Stage.
 STAGES: dict[str, str] = {
     "passthrough": "gateway.pipeline.passthrough:make_stage",
+    # Clean Pixel Data: runs before "deidentify" (it reads identifying values for OCR).
+    "pixels": "gateway.pixels.stage:make_stage",
 }
 
 

@@ -180,7 +180,7 @@ def load_detector(path: Path | None = None, device: str = "auto",
     """Build the network and load its state dict from ``path`` (no network access)."""
     p = Path(path) if path is not None else DEFAULT_WEIGHTS
     blob = torch.load(p, map_location="cpu", weights_only=True)
-    state = blob["state_dict"] if "state_dict" in blob else blob
+    state = blob.get("state_dict", blob)
     widths = blob.get("widths", {}) if "state_dict" in blob else {}
     net = TextDetNet(**{k: int(v) for k, v in widths.items()})
     net.load_state_dict(state)

@@ -427,7 +427,7 @@ class _Canvas:
 
 def _font_size(rng: np.random.Generator) -> int:
     """Sizes 6-48, weighted toward the small sizes that overlays use."""
-    return int(round(math.exp(rng.uniform(math.log(6), math.log(48.9)))))
+    return round(math.exp(rng.uniform(math.log(6), math.log(48.9))))
 
 
 def _render_layer(text: str, font_name: str, size: int, aa: bool,
@@ -435,26 +435,26 @@ def _render_layer(text: str, font_name: str, size: int, aa: bool,
     """Render ``text`` on its own layer: (ink alpha in [0,1], outline alpha in [0,1])."""
     font = _font(font_name, size)
     probe = ImageDraw.Draw(Image.new("L", (1, 1)))
-    l, t, r, b = probe.textbbox((0, 0), text, font=font, stroke_width=outline)
+    left, top, right, bottom = probe.textbbox((0, 0), text, font=font, stroke_width=outline)
     pad = 2 + outline
-    img = Image.new("L", (int(r - l) + 2 * pad, int(b - t) + 2 * pad), 0)
+    img = Image.new("L", (int(right - left) + 2 * pad, int(bottom - top) + 2 * pad), 0)
     d = ImageDraw.Draw(img)
     d.fontmode = "L" if aa else "1"
-    d.text((pad - l, pad - t), text, fill=255, font=font)
+    d.text((pad - left, pad - top), text, fill=255, font=font)
     ink = np.asarray(img, np.float32) / 255.0
     if outline:
         o = Image.new("L", img.size, 0)
         od = ImageDraw.Draw(o)
         od.fontmode = d.fontmode
-        od.text((pad - l, pad - t), text, fill=255, font=font, stroke_width=outline,
+        od.text((pad - left, pad - top), text, fill=255, font=font, stroke_width=outline,
                 stroke_fill=255)
         return ink, np.asarray(o, np.float32) / 255.0
     return ink, np.zeros_like(ink)
 
 
 def _rotate(a: Array, angle: float) -> Array:
-    img = Image.fromarray(np.ascontiguousarray(a, np.float32)).rotate(angle, resample=Image.Resampling.BILINEAR,
-                                              expand=True)
+    img = Image.fromarray(np.ascontiguousarray(a, np.float32))
+    img = img.rotate(angle, resample=Image.Resampling.BILINEAR, expand=True)
     return np.array(img, np.float32)
 
 

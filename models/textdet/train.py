@@ -1,6 +1,7 @@
 """Train the burned-in text detector on synthetic frames (reproducible from a seed).
 
-    .venv/bin/python models/textdet/train.py --seed 1 --steps 12000 --out models/textdet/textdet-v1.pt
+    .venv/bin/python models/textdet/train.py --seed 1 --steps 15000 \
+        --out models/textdet/textdet-v1.pt
 
 Frames come from :mod:`gateway.pixels.synth` (training split: its fonts and layouts only),
 made on the fly by one data-loader process while the main process trains with a fixed number
@@ -109,7 +110,8 @@ def train(args: argparse.Namespace) -> dict[str, object]:
     return save(net, args, args.steps, time.time() - t0)
 
 
-def save(net: TextDetNet, args: argparse.Namespace, steps: int, seconds: float) -> dict[str, object]:
+def save(net: TextDetNet, args: argparse.Namespace, steps: int,
+         seconds: float) -> dict[str, object]:
     meta: dict[str, object] = {
         "version": f"{MODEL_NAME}@{MODEL_VERSION}", "seed": args.seed, "steps": steps,
         "batch": args.batch, "size": args.size, "lr": args.lr, "threshold": args.threshold,
