@@ -224,7 +224,7 @@ def _mark_lossy(ds: Dataset, input_ts: UID, ratio: float | None) -> None:
     """Lossy Image Compression stays 01; ratio and method describe the earlier compression."""
     ds.LossyImageCompression = "01"
     if ratio is not None and "LossyImageCompressionRatio" not in ds:
-        ds.LossyImageCompressionRatio = [f"{ratio:.2f}"[:16]]
+        ds.LossyImageCompressionRatio = f"{ratio:.2f}"[:16]
     method = LOSSY_METHOD.get(input_ts)
     if method and "LossyImageCompressionMethod" not in ds:
-        ds.LossyImageCompressionMethod = [method]
+        ds.LossyImageCompressionMethod = method

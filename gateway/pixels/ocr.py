@@ -10,11 +10,11 @@ OCR failure or an unreadable box always errs toward blanking.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
 from pydicom import Dataset
+from pydicom.multival import MultiValue
 
 from gateway.pixels.boxes import Box
 
@@ -37,9 +37,9 @@ def _values(ds: Dataset, keyword: str) -> list[str]:
     v = ds.get(keyword)
     if v is None or v == "":
         return []
-    if isinstance(v, str) or not isinstance(v, Iterable):
-        return [str(v)]
-    return [str(x) for x in v]
+    if isinstance(v, MultiValue | list | tuple):
+        return [str(x) for x in v]
+    return [str(v)]
 
 
 def _date_forms(value: str) -> list[str]:
