@@ -168,6 +168,11 @@ class ScrubberClient:
         self._connect()
         return self._version
 
+    def server_stats(self) -> dict[str, int]:
+        """The scrubber's counters: requests, frames, batches, largest batch."""
+        self._connect()
+        return {k: int(v) for k, v in self._call({"op": "stats"}).items()}
+
     def detect(self, frames: Sequence[np.ndarray]) -> list[list[Box]]:
         self._connect()
         out: list[list[Box]] = []
@@ -229,12 +234,27 @@ class _Connection:
             self.sock.sendall(data)
 
 
+_ATTACH_LOCK = threading.Lock()
+
+
+def _attach(name: str) -> shared_memory.SharedMemory:
+    """Open a worker's segment without registering it with a resource tracker.
+
+    Python 3.11 registers segments it merely attaches to, so the tracker would later unlink
+    (or warn about) memory that the worker owns and unlinks itself; 3.13 has ``track=False``.
+    """
+    with _ATTACH_LOCK:
+        register = resource_tracker.register
+        resource_tracker.register = lambda *a, **k: None
+        try:
+            return shared_memory.SharedMemory(name=name)
+        finally:
+            resource_tracker.register = register
+
+
 def _read_frames(name: str, layout: list[list[int]]) -> list[np.ndarray]:
     """Copy the request's frames out of the worker's shared-memory segment."""
-    shm = shared_memory.SharedMemory(name=name)
-    # Python 3.11 registers segments it merely attaches to; the worker owns and unlinks it.
-    with contextlib.suppress(Exception):
-        resource_tracker.unregister(shm._name, "shared_memory")  # type: ignore[attr-defined]
+    shm = _attach(name)
     try:
         out = []
         for rows, cols, off in layout:
@@ -257,6 +277,7 @@ class Scrubber:
         self._frames: queue_mod.Queue[tuple[_Request, int]] = queue_mod.Queue()
         self._stop = threading.Event()
         self._listener: socket.socket | None = None
+        self.stats = {"requests": 0, "frames": 0, "batches": 0, "largest_batch": 0}
 
     def serve_forever(self) -> None:
         self.socket_path.parent.mkdir(parents=True, exist_ok=True)
@@ -301,6 +322,9 @@ class Scrubber:
         if msg.get("op") == "hello":
             conn.send({"version": self.detector.version})
             return
+        if msg.get("op") == "stats":
+            conn.send(dict(self.stats))
+            return
         rid = int(msg.get("id", 0))
         try:
             grey = _read_frames(str(msg["shm"]), msg["frames"])
@@ -308,6 +332,7 @@ class Scrubber:
             conn.send({"id": rid, "error": "bad request"})
             return
         req = _Request(conn, rid, grey, [None] * len(grey), len(grey))
+        self.stats["requests"] += 1
         if not grey:
             conn.send({"id": rid, "boxes": []})
         for i in range(len(grey)):
@@ -338,6 +363,9 @@ class Scrubber:
                 self._run(items)
 
     def _run(self, items: list[tuple[_Request, int]]) -> None:
+        self.stats["batches"] += 1
+        self.stats["frames"] += len(items)
+        self.stats["largest_batch"] = max(self.stats["largest_batch"], len(items))
         try:
             found = detect_grey(self.detector, [req.grey[i] for req, i in items])
         except Exception as err:  # answer every waiting worker rather than hang them
