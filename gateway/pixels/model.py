@@ -123,9 +123,109 @@ def _pad_batch(frames: Sequence[np.ndarray]) -> tuple[torch.Tensor, list[tuple[i
 # --------------------------------------------------------------------------- output
 
 
-def boxes_from_probability(prob: np.ndarray, rows: int, columns: int,
-                           threshold: float) -> list[Box]:
-    """Bounding boxes (frame pixels) of the 8-connected components of ``prob >= threshold``."""
+def _runs(hits: np.ndarray, max_gap: int) -> list[tuple[int, int]]:
+    """Half-open runs of True in ``hits``, joining runs separated by at most ``max_gap``."""
+    idx = np.nonzero(hits)[0]
+    if idx.size == 0:
+        return []
+    breaks = np.nonzero(np.diff(idx) > max_gap + 1)[0]
+    starts = np.concatenate([[idx[0]], idx[breaks + 1]])
+    stops = np.concatenate([idx[breaks], [idx[-1]]]) + 1
+    return [(int(a), int(b)) for a, b in zip(starts, stops, strict=True)]
+
+
+def _side_reference(grey: np.ndarray, b: tuple[int, int, int, int],
+                    side: str) -> np.ndarray | None:
+    """Two pixel lines just outside one side of box ``b`` (x0, y0, x1, y1), if inside."""
+    x0, y0, x1, y1 = b
+    rows, cols = grey.shape
+    if side == "top":
+        return grey[max(0, y0 - 2):y0, x0:x1] if y0 > 0 else None
+    if side == "bottom":
+        return grey[y1:min(rows, y1 + 2), x0:x1] if y1 < rows else None
+    if side == "left":
+        return grey[y0:y1, max(0, x0 - 2):x0] if x0 > 0 else None
+    return grey[y0:y1, x1:min(cols, x1 + 2)] if x1 < cols else None
+
+
+def _shrink_side(grey: np.ndarray, b: list[int], side: str) -> None:
+    """Move one side of ``b`` inward while its outermost line is flat background.
+
+    A line goes only when every pixel in it is within a small tolerance of the level just
+    outside that side, so any glyph pixel, noise or texture stops the move; at most a quarter
+    of the box (or one cell) goes in any case.
+    """
+    ref = _side_reference(grey, (b[0], b[1], b[2], b[3]), side)
+    if ref is None or ref.size == 0:
+        return
+    bg = float(np.median(ref))
+    tol = 0.08 + min(0.04, 3.0 * float(np.median(np.abs(ref - bg))))
+    span = b[3] - b[1] if side in ("top", "bottom") else b[2] - b[0]
+    budget = max(STRIDE, span // 4)
+    while budget > 0 and b[2] - b[0] > 1 and b[3] - b[1] > 1:
+        budget -= 1
+        x0, y0, x1, y1 = b
+        line = {"top": grey[y0, x0:x1], "bottom": grey[y1 - 1, x0:x1],
+                "left": grey[y0:y1, x0], "right": grey[y0:y1, x1 - 1]}[side]
+        if float(np.abs(line - bg).max()) > tol:
+            return
+        if side == "top":
+            b[1] += 1
+        elif side == "bottom":
+            b[3] -= 1
+        elif side == "left":
+            b[0] += 1
+        else:
+            b[2] -= 1
+
+
+def _split_lines(grey: np.ndarray, box: Box) -> list[Box]:
+    """On a flat background, cut a box into its lines and line pieces, each fit to its ink."""
+    x0, y0, x1, y1 = box.x0, box.y0, box.x1, box.y1
+    rows, cols = grey.shape
+    ring = grey[max(0, y0 - 2):min(rows, y1 + 2), max(0, x0 - 2):min(cols, x1 + 2)].copy()
+    inner = ring[(y0 - max(0, y0 - 2)):(y0 - max(0, y0 - 2)) + (y1 - y0),
+                 (x0 - max(0, x0 - 2)):(x0 - max(0, x0 - 2)) + (x1 - x0)]
+    outside = np.ones(ring.shape, bool)
+    outside[(y0 - max(0, y0 - 2)):(y0 - max(0, y0 - 2)) + (y1 - y0),
+            (x0 - max(0, x0 - 2)):(x0 - max(0, x0 - 2)) + (x1 - x0)] = False
+    ref = ring[outside]
+    if ref.size < 8:
+        return [box]
+    bg = float(np.median(ref))
+    noise = float(np.percentile(np.abs(ref - bg), 99))
+    if noise > 0.06:
+        return [box]  # not a flat background: keep the box whole
+    ink = np.abs(inner - bg) > max(0.04, 1.5 * noise)
+    out: list[Box] = []
+    for r0, r1 in _runs(ink.any(axis=1), 2):
+        band = ink[r0:r1]
+        for c0, c1 in _runs(band.any(axis=0), max(3, 2 * (r1 - r0))):
+            rr = np.nonzero(band[:, c0:c1].any(axis=1))[0]
+            out.append(Box(x0 + c0, y0 + r0 + int(rr[0]), x0 + c1, y0 + r0 + int(rr[-1]) + 1,
+                           box.score, box.source))
+    return out or [box]
+
+
+def refine_box(grey: np.ndarray, box: Box) -> list[Box]:
+    """Fit a coarse box (multiples of 4 px) to the text inside it, at full resolution.
+
+    Each side moves inward while its outermost line looks like the two lines just outside
+    it (no pixels clearly different), so a busy neighbourhood on one side does not stop the
+    others. On a flat background the box is then cut into lines and pieces, each fit to its
+    ink. Boxes never grow; where nothing is clear the coarse box stays (recall first).
+    """
+    b = [box.x0, box.y0, min(box.x1, grey.shape[1]), min(box.y1, grey.shape[0])]
+    for side in ("top", "bottom", "left", "right"):
+        _shrink_side(grey, b, side)
+    fitted = Box(b[0], b[1], b[2], b[3], box.score, box.source)
+    return _split_lines(grey, fitted)
+
+
+def boxes_from_probability(prob: np.ndarray, rows: int, columns: int, threshold: float,
+                           grey: np.ndarray | None = None) -> list[Box]:
+    """Boxes (frame pixels) of the 8-connected components of ``prob >= threshold``, each
+    refined against ``grey`` (the detector's input) when given."""
     fg = prob[: -(-rows // STRIDE), : -(-columns // STRIDE)] >= threshold
     labels, n = ndimage.label(fg, structure=np.ones((3, 3), bool))
     if n == 0:
@@ -136,8 +236,9 @@ def boxes_from_probability(prob: np.ndarray, rows: int, columns: int,
         if sl is None:
             continue
         ys, xs = sl
-        out.append(Box(xs.start * STRIDE, ys.start * STRIDE, min(columns, xs.stop * STRIDE),
-                       min(rows, ys.stop * STRIDE), float(peaks[i])))
+        b = Box(xs.start * STRIDE, ys.start * STRIDE, min(columns, xs.stop * STRIDE),
+                min(rows, ys.stop * STRIDE), float(peaks[i]))
+        out.extend(refine_box(grey, b) if grey is not None else [b])
     return out
 
 
@@ -171,7 +272,7 @@ class Detector:
         """Boxes of text for each raw frame (any dtype, grey or RGB); unpadded."""
         grey = [frame_to_grey(f) for f in frames]
         probs = self.probability(grey)
-        return [boxes_from_probability(p, g.shape[0], g.shape[1], self.threshold)
+        return [boxes_from_probability(p, g.shape[0], g.shape[1], self.threshold, g)
                 for p, g in zip(probs, grey, strict=True)]
 
 

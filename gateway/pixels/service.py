@@ -102,9 +102,10 @@ def detect_grey(det: Detector, grey: Sequence[np.ndarray]) -> list[list[Box]]:
     """Boxes for 8-bit grey frames (the common path of both modes)."""
     from gateway.pixels.model import boxes_from_probability
 
-    probs = det.probability([g.astype(np.float32) * np.float32(1 / 255) for g in grey])
-    return [boxes_from_probability(p, g.shape[0], g.shape[1], det.threshold)
-            for p, g in zip(probs, grey, strict=True)]
+    scaled = [g.astype(np.float32) * np.float32(1 / 255) for g in grey]
+    probs = det.probability(scaled)
+    return [boxes_from_probability(p, g.shape[0], g.shape[1], det.threshold, g)
+            for p, g in zip(probs, scaled, strict=True)]
 
 
 # --------------------------------------------------------------------------- client
