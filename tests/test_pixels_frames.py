@@ -261,3 +261,17 @@ def test_undecodable_pixel_data_raises_decode_error() -> None:
     ds.PixelData = encapsulate([b"\xff\xd8\xff\xdb\x00\x02garbage"])
     with pytest.raises(px.PixelDecodeError):
         px.decode(ds)
+
+
+def test_big_endian_input_is_written_little_endian() -> None:
+    """The retired Explicit VR Big Endian syntax comes back as Explicit VR Little Endian."""
+    from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian
+
+    pl = grey16()
+    arr = pl.ds.pixel_array.copy()
+    pl.ds.file_meta.TransferSyntaxUID = ExplicitVRBigEndian
+    pl.ds.PixelData = arr.astype(">u2").tobytes()
+    dec = _scrub(pl.ds, [BOX])
+    assert dec.transfer_syntax == ExplicitVRBigEndian
+    assert pl.ds.file_meta.TransferSyntaxUID == ExplicitVRLittleEndian
+    assert _outside_unchanged(arr, pl.ds.pixel_array, BOX)

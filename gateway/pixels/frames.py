@@ -83,9 +83,12 @@ def transfer_syntax(ds: Dataset) -> UID:
 
 def is_lossy(ds: Dataset, ts: UID) -> bool:
     """Whether the pixels have been lossy-compressed, now or earlier (PS3.3 C.7.6.1.1.5)."""
-    if str(ds.get("LossyImageCompression", "")).strip() == "01":
+    flag = str(ds.get("LossyImageCompression", "")).strip()
+    if flag == "01":
         return True
-    return ts in LOSSY or ts == JPEG2000
+    if ts == JPEG2000:  # reversible or not: believe the attribute when it says 00
+        return flag != "00"
+    return ts in LOSSY
 
 
 def decode(ds: Dataset) -> Decoded:
@@ -108,7 +111,8 @@ def decode(ds: Dataset) -> Decoded:
     out_pi = pi
     if pi in ("YBR_RCT", "YBR_ICT") or (not raw and pi.startswith("YBR")) or pi == "YBR_FULL_422":
         out_pi = "RGB"
-    return Decoded(np.ascontiguousarray(arr), out_pi, int(ds.BitsStored),
+    arr = np.ascontiguousarray(arr, dtype=arr.dtype.newbyteorder("="))  # big endian input
+    return Decoded(arr, out_pi, int(ds.BitsStored),
                    int(ds.get("PixelRepresentation", 0)) == 1, ts, lossy)
 
 
@@ -199,6 +203,8 @@ def encode(ds: Dataset, dec: Decoded, fallback: str) -> UID:
 
 
 def _write(ds: Dataset, arr: np.ndarray, dec: Decoded, target: UID) -> None:
+    if dec.transfer_syntax in (ExplicitVRBigEndian, DeflatedExplicitVRLittleEndian):
+        ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
     ds.set_pixel_data(arr, dec.photometric, dec.bits_stored, generate_instance_uid=False)
     if target != ExplicitVRLittleEndian or ds.file_meta.TransferSyntaxUID != target:
         if target in NATIVE:

@@ -198,9 +198,9 @@ def _split_lines(grey: np.ndarray, box: Box) -> list[Box]:
         return [box]  # not a flat background: keep the box whole
     ink = np.abs(inner - bg) > max(0.04, 1.5 * noise)
     out: list[Box] = []
-    for r0, r1 in _runs(ink.any(axis=1), 2):
+    for r0, r1 in _runs(np.asarray(ink.any(axis=1)), 2):
         band = ink[r0:r1]
-        for c0, c1 in _runs(band.any(axis=0), max(3, 2 * (r1 - r0))):
+        for c0, c1 in _runs(np.asarray(band.any(axis=0)), max(3, 2 * (r1 - r0))):
             rr = np.nonzero(band[:, c0:c1].any(axis=1))[0]
             out.append(Box(x0 + c0, y0 + r0 + int(rr[0]), x0 + c1, y0 + r0 + int(rr[-1]) + 1,
                            box.score, box.source))
