@@ -8,6 +8,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from gateway.config import ConfigError, Settings, load_settings
+from gateway.pixels.commands import register as register_pixels
 
 Handler = Callable[[argparse.Namespace, Settings], int]
 
@@ -50,6 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
     pu = dsub.add_parser("upgrade", help="migrate the database to the newest schema")
     _add_config(pu)
     pu.set_defaults(handler=_cmd_db_upgrade)
+
+    register_pixels(sub)
     return parser
 
 
