@@ -196,3 +196,29 @@ def test_stage_is_registered_and_builds_in_process(tmp_path: Path) -> None:
                              extras={"pixels_client": FixedClient([])})
     (stage,) = build_pipeline(["pixels"], services)
     assert stage.name == "pixels"
+
+
+class PerFrameClient:
+    """Finds a box only in the first frame (as if the detector missed it elsewhere)."""
+
+    version = "first@test"
+
+    def __init__(self, box: Box) -> None:
+        self.box = box
+
+    def detect(self, frames: Sequence[np.ndarray]) -> list[list[Box]]:
+        return [[self.box] if i == 0 else [] for i in range(len(frames))]
+
+
+@pytest.mark.parametrize("union", [True, False])
+def test_multiframe_union_covers_frames_where_detection_missed(tmp_path: Path,
+                                                                union: bool) -> None:
+    """With union_frames a box found in one frame is blanked in all; without, only there."""
+    pl = ultrasound(rows=120, columns=160, frames=3)
+    pl.ds.PixelData = np.full((3, 120, 160), 99, np.uint8).tobytes()
+    box = Box(10, 10, 50, 30)
+    _stage(tmp_path, PerFrameClient(box), union_frames=union)(pl.ds, StageContext(job_id="j"))
+    a = pl.ds.pixel_array
+    assert (a[0, 10:30, 10:50] == 0).all()
+    assert bool((a[2, 10:30, 10:50] == 0).all()) is union
+    assert (a[:, 40:, :] == 99).all()

@@ -20,6 +20,9 @@ from gateway.pixels.boxes import Box, boxes_mask, prepare
 COVERAGE = 0.95
 # Hold-out split: its own seed, fonts and layouts (see gateway.pixels.synth).
 HELD_OUT_SEED = 20240917
+# Validation: training fonts and layouts, a seed training never draws; used to choose the
+# threshold and padding, so that the held-out figures stay untouched by any choice.
+VALIDATION_SEED = 777
 
 DetectFn = Callable[[Sequence[np.ndarray]], list[list[Box]]]
 
@@ -142,3 +145,9 @@ def held_out(n: int, rows: int = 512, columns: int = 512,
              seed: int = HELD_OUT_SEED) -> list[synth.Sample]:
     """The held-out frames: their own seed, fonts and layouts."""
     return list(synth.samples(seed, n, rows, columns, synth.HELD_OUT))
+
+
+def validation(n: int, rows: int = 512, columns: int = 512,
+               seed: int = VALIDATION_SEED) -> list[synth.Sample]:
+    """Frames for tuning: the training split's fonts and layouts, another seed."""
+    return list(synth.samples(seed, n, rows, columns, synth.TRAIN))

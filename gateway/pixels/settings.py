@@ -94,6 +94,9 @@ class PixelSettings(_Section):
 
     policy: PixelPolicySettings = PixelPolicySettings()
     signatures_dir: Path | None = None  # None: rules/pixels of this checkout
+    # Multi-frame: blank the boxes found in any frame in every frame (static overlays stay
+    # covered even in a frame where the detector missed them).
+    union_frames: bool = True
     # Ultrasound: also blank everything outside the Sequence of Ultrasound Regions.
     us_blank_outside_regions: bool = False
     model: PixelModelSettings = PixelModelSettings()

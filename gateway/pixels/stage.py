@@ -25,7 +25,7 @@ from pydicom import Dataset
 from gateway.pipeline.stage import Outcome, Stage, StageContext, StageServices
 from gateway.pixels import frames as px
 from gateway.pixels import jpegmeta
-from gateway.pixels.boxes import Box, prepare
+from gateway.pixels.boxes import Box, boxes_mask, prepare
 from gateway.pixels.ocr import identifying_values, may_keep, normalise
 from gateway.pixels.policy import Decision, decide
 from gateway.pixels.service import DetectorClient, ScrubberUnavailable, build_client
@@ -86,7 +86,7 @@ class PixelStage:
                 return Outcome.quarantine(reason, "scrubber")
             return Outcome.retry(reason, "scrubber")
         fill = px.fill_value(dec, ds)
-        changed = px.blank(dec, boxes, fill)
+        changed = self._blank(dec, boxes, fill)
         changed += self._blank_outside_regions(ds, dec, fill)
         try:
             written = px.encode(ds, dec, self.settings.reencode_fallback) if changed else None
@@ -134,6 +134,14 @@ class PixelStage:
             if not may_keep(words, self.allowed, identifiers, o.min_confidence):
                 out.append(b)
         return out
+
+    def _blank(self, dec: px.Decoded, boxes: list[list[Box]], fill: int | tuple[int, ...]) -> int:
+        """Blank each frame's boxes, or (union_frames) every frame's boxes in all frames."""
+        if not (self.settings.union_frames and dec.count > 1):
+            return px.blank(dec, boxes, fill)
+        rows, cols = int(dec.frames.shape[1]), int(dec.frames.shape[2])
+        union = boxes_mask([b for fb in boxes for b in fb], rows, cols)
+        return px.blank_outside(dec, ~union, fill)
 
     def _blank_outside_regions(self, ds: Dataset, dec: px.Decoded,
                                fill: int | tuple[int, ...]) -> int:
