@@ -3,7 +3,7 @@
 The network maps one grey channel in [0, 1] to a text-probability map at a quarter of the
 resolution (one cell per 4x4 pixels). Boxes are the bounding rectangles of the connected
 components of the thresholded map. It is a light encoder/decoder (stride 16 at the bottom,
-dilated depthwise-separable blocks for context, two top-down fusions), about 60 k parameters,
+dilated depthwise-separable blocks for context, two top-down fusions), about 32 k parameters,
 designed to run at tens of frames per second on one CPU core and in large batches on a GPU.
 
 :func:`frame_to_grey` turns any frame the stage sees (grey of any depth, signed or not, RGB)
@@ -159,7 +159,7 @@ def _shrink_side(grey: np.ndarray, b: list[int], side: str) -> None:
     if ref is None or ref.size == 0:
         return
     bg = float(np.median(ref))
-    tol = 0.08 + min(0.04, 3.0 * float(np.median(np.abs(ref - bg))))
+    tol = 0.05 + min(0.05, 3.0 * float(np.median(np.abs(ref - bg))))
     span = b[3] - b[1] if side in ("top", "bottom") else b[2] - b[0]
     budget = max(STRIDE, span // 4)
     while budget > 0 and b[2] - b[0] > 1 and b[3] - b[1] > 1:

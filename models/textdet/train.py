@@ -52,13 +52,26 @@ def cell_target(mask: np.ndarray) -> np.ndarray:
     return m.reshape(h // STRIDE, STRIDE, w // STRIDE, STRIDE).mean(axis=(1, 3))
 
 
+def cell_weight(boxes: list[synth.TextBox], h: int, w: int) -> np.ndarray:
+    """Per-cell loss weight: 1 on background, more on small text items (up to 8x), so that a
+    lone letter counts about as much as a long line (``--box-weighting``)."""
+    wt = np.ones((h // STRIDE, w // STRIDE), np.float32)
+    for b in boxes:
+        y0, y1 = b.y0 // STRIDE, -(-b.y1 // STRIDE)
+        x0, x1 = b.x0 // STRIDE, -(-b.x1 // STRIDE)
+        cells = max(1, (y1 - y0) * (x1 - x0))
+        v = float(np.clip(np.sqrt(64.0 / cells), 1.0, 8.0))
+        wt[y0:y1, x0:x1] = np.maximum(wt[y0:y1, x0:x1], v)
+    return wt
+
+
 class SynthStream(IterableDataset):  # type: ignore[type-arg]
     """An endless stream of (grey frame, cell target) pairs from one seed per worker."""
 
-    def __init__(self, seed: int, size: int) -> None:
-        self.seed, self.size = seed, size
+    def __init__(self, seed: int, size: int, box_weighting: bool = False) -> None:
+        self.seed, self.size, self.box_weighting = seed, size, box_weighting
 
-    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
         info = get_worker_info()
         wid = info.id if info is not None else 0
         rng = np.random.default_rng([self.seed, wid])
@@ -66,11 +79,16 @@ class SynthStream(IterableDataset):  # type: ignore[type-arg]
         while True:
             s = synth.make_sample(rng, self.size, self.size, synth.TRAIN, fonts)
             grey = frame_to_grey(stored_frame(rng, s))
-            yield torch.from_numpy(grey[None]), torch.from_numpy(cell_target(s.mask)[None])
+            target = cell_target(s.mask)
+            weight = cell_weight(s.boxes, self.size, self.size) if self.box_weighting \
+                else np.ones_like(target)
+            yield (torch.from_numpy(grey[None]), torch.from_numpy(target[None]),
+                   torch.from_numpy(weight[None]))
 
 
-def loss_fn(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    bce = F.binary_cross_entropy_with_logits(logits, target, pos_weight=torch.tensor(2.0))
+def loss_fn(logits: torch.Tensor, target: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    bce = F.binary_cross_entropy_with_logits(logits, target, weight=weight,
+                                             pos_weight=torch.tensor(2.0, device=logits.device))
     p = torch.sigmoid(logits)
     inter = (p * target).sum(dim=(1, 2, 3))
     denom = (p + target).sum(dim=(1, 2, 3))
@@ -82,25 +100,31 @@ def train(args: argparse.Namespace) -> dict[str, object]:
     torch.manual_seed(args.seed)
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
-    net = TextDetNet().to(device)
+    net = TextDetNet()
+    if args.init:
+        net.load_state_dict(torch.load(args.init, map_location="cpu",
+                                       weights_only=True)["state_dict"])
+    net = net.to(device)
     opt = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: min(1.0, (s + 1) / 300) * 0.5 * (1 + math.cos(math.pi * s / args.steps)))
-    loader = DataLoader(SynthStream(args.seed, args.size), batch_size=args.batch,
+        opt, lambda s: min(1.0, (s + 1) / max(1, args.warmup))
+        * 0.5 * (1 + math.cos(math.pi * s / args.steps)))
+    loader = DataLoader(SynthStream(args.seed, args.size, args.box_weighting),
+                        batch_size=args.batch,
                         num_workers=args.workers, persistent_workers=args.workers > 0,
                         prefetch_factor=4 if args.workers else None)
     t0, running = time.time(), 0.0
     net.train()
-    for step, (x, y) in enumerate(loader):
+    for step, (x, y, wt) in enumerate(loader):
         if step >= args.steps:
             break
-        x, y = x.to(device), y.to(device)
-        loss = loss_fn(net(x), y)
+        x, y, wt = x.to(device), y.to(device), wt.to(device)
+        loss = loss_fn(net(x), y, wt)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         sched.step()
-        running = 0.98 * running + 0.02 * float(loss) if step else float(loss)
+        running = 0.98 * running + 0.02 * loss.item() if step else loss.item()
         if step % args.log_every == 0 or step == args.steps - 1:
             print(json.dumps({"step": step, "loss": round(running, 4),
                               "lr": round(sched.get_last_lr()[0], 6),
@@ -116,6 +140,7 @@ def save(net: TextDetNet, args: argparse.Namespace, steps: int,
         "version": f"{MODEL_NAME}@{MODEL_VERSION}", "seed": args.seed, "steps": steps,
         "batch": args.batch, "size": args.size, "lr": args.lr, "threshold": args.threshold,
         "train_seconds": round(seconds, 1), "threads": args.threads,
+        "init": str(args.init) if args.init else None, "box_weighting": args.box_weighting,
         "fonts": list(synth.available_fonts(synth.TRAIN.fonts)),
         "layouts": list(synth.TRAIN.layouts),
     }
@@ -140,6 +165,10 @@ def main() -> None:
     p.add_argument("--log-every", type=int, default=100)
     p.add_argument("--checkpoint-every", type=int, default=1000)
     p.add_argument("--out", type=Path, default=Path("models/textdet/textdet-v1.pt"))
+    p.add_argument("--init", type=Path, default=None, help="start from these weights")
+    p.add_argument("--box-weighting", action="store_true",
+                   help="weight small text items up in the loss (fine-tuning phase)")
+    p.add_argument("--warmup", type=int, default=300)
     meta = train(p.parse_args())
     print(json.dumps({"saved": True, **{k: v for k, v in meta.items() if k != "fonts"}}))
 

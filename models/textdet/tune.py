@@ -1,12 +1,13 @@
-"""Choose the detector's threshold on the validation split and store it in the weights file.
+"""Choose the threshold and padding on the validation split; store the threshold in the weights.
 
     .venv/bin/python models/textdet/tune.py models/textdet/textdet-v1.pt
 
 The validation frames use the training fonts and layouts with a seed training never draws;
 the held-out split is not looked at, so its figures stay an honest estimate. The rule: among
-thresholds whose blanked area outside text stays under ``--max-outside`` (default 1.5% of the
-pixels, leaving room under the 2% target) with the stage's default padding, take the one with
-the highest recall (ties: the lower threshold, recall first).
+(threshold, pad_px, pad_fraction) whose blanked area outside text stays under
+``--max-outside`` (default 1.5% of the pixels, leaving room under the 2% target), take the one
+with the highest recall (ties: more padding, then the lower threshold). The padding chosen is
+printed; it is the default of ``pixels.model`` in ``gateway/pixels/settings.py``.
 """
 
 from __future__ import annotations
@@ -31,17 +32,25 @@ def main() -> None:
     p.add_argument("--dry-run", action="store_true")
     args = p.parse_args()
     torch.set_num_threads(1)
-    pad = PixelModelSettings()
     samples = E.validation(args.frames)
     rows = []
+    pads = [(1, 0.0), (1, 0.05), (2, 0.0), (2, 0.05), (2, 0.1), (3, 0.0)]
     for t in (float(v) for v in args.thresholds.split(",")):
         det = load_detector(args.weights, "cpu", t)
-        s = E.evaluate(det.detect, samples, pad.pad_px, pad.pad_fraction).summary()
-        rows.append((t, s))
-        print(json.dumps({"threshold": t, **s}), flush=True)
-    ok = [(s["recall"], -t, t) for t, s in rows if s["outside_fraction"] <= args.max_outside]
-    best = max(ok)[2] if ok else max((s["recall"], -t, t) for t, s in rows)[2]
-    print(json.dumps({"chosen_threshold": best}))
+        for pad_px, frac in pads:
+            s = E.evaluate(det.detect, samples, pad_px, frac).summary()
+            rows.append(((t, pad_px, frac), s))
+            print(json.dumps({"threshold": t, "pad_px": pad_px, "pad_fraction": frac, **s}),
+                  flush=True)
+    key = [(s["recall"], k[1] + k[2] * 10, -k[0], k) for k, s in rows
+           if s["outside_fraction"] <= args.max_outside]
+    if not key:
+        key = [(s["recall"], k[1] + k[2] * 10, -k[0], k) for k, s in rows]
+    best_t, best_px, best_frac = max(key)[3]
+    print(json.dumps({"chosen_threshold": best_t, "pad_px": best_px, "pad_fraction": best_frac,
+                      "current_default_pad": [PixelModelSettings().pad_px,
+                                              PixelModelSettings().pad_fraction]}))
+    best = best_t
     if not args.dry_run:
         blob = torch.load(args.weights, map_location="cpu", weights_only=True)
         blob["threshold"] = best
