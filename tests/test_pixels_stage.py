@@ -222,3 +222,23 @@ def test_multiframe_union_covers_frames_where_detection_missed(tmp_path: Path,
     assert (a[0, 10:30, 10:50] == 0).all()
     assert bool((a[2, 10:30, 10:50] == 0).all()) is union
     assert (a[:, 40:, :] == 99).all()
+
+
+def test_real_tesseract_keeps_an_orientation_letter_and_blanks_the_name(tmp_path: Path) -> None:
+    """With pytesseract, a box reading 'L' stays visible and the name box is blanked."""
+    from gateway.pixels.ocr import TesseractReader
+    from tests.pixels_data import burn_text
+
+    pl = ultrasound()
+    img = pl.ds.pixel_array.copy()
+    (letter,) = burn_text(img, ["L"], x=560, y=400, size=28)
+    pl.ds.PixelData = img.tobytes()
+    name = pl.boxes[0]
+    boxes = [Box(letter.x0 - 3, letter.y0 - 3, letter.x1 + 3, letter.y1 + 3),
+             Box(name.x0 - 3, name.y0 - 3, name.x1 + 3, name.y1 + 3)]
+    stage = _stage(tmp_path, FixedClient(boxes), TesseractReader(), ocr={"enabled": True})
+    stage(pl.ds, StageContext(job_id="j"))
+    a = pl.ds.pixel_array
+    assert (a[letter.y0:letter.y1, letter.x0:letter.x1] == img[letter.y0:letter.y1,
+                                                              letter.x0:letter.x1]).all()
+    assert (a[name.y0:name.y1, name.x0:name.x1] == 0).all()
