@@ -399,7 +399,7 @@ def run_scrubber(settings: Settings) -> None:
     from gateway.pixels.model import load_detector
 
     px = settings.pixels
-    torch.set_num_threads(max(1, px.model.torch_threads))
+    torch.set_num_threads(px.service.scrubber_threads or os.cpu_count() or 1)
     det = load_detector(px.weights_path(), px.model.device, px.model.threshold)
     server = Scrubber(det, socket_path(settings), px.service.max_batch_frames,
                       px.service.batch_wait_ms)

@@ -87,6 +87,9 @@ class PixelServiceSettings(_Section):
     on_unavailable: Literal["retry", "quarantine"] = "retry"
     max_batch_frames: int = Field(default=64, ge=1, le=4096)
     batch_wait_ms: float = Field(default=5.0, ge=0, le=1000)
+    # Torch threads of the scrubber process (0: one per CPU core). On a machine without a GPU
+    # ``mode: inprocess`` spreads the detector over the workers instead.
+    scrubber_threads: int = Field(default=0, ge=0, le=256)
 
 
 class PixelSettings(_Section):
