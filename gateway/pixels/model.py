@@ -222,18 +222,25 @@ def refine_box(grey: np.ndarray, box: Box) -> list[Box]:
     return _split_lines(grey, fitted)
 
 
+HYSTERESIS = 0.5  # components reach down to this share of the threshold
+
+
 def boxes_from_probability(prob: np.ndarray, rows: int, columns: int, threshold: float,
                            grey: np.ndarray | None = None) -> list[Box]:
-    """Boxes (frame pixels) of the 8-connected components of ``prob >= threshold``, each
-    refined against ``grey`` (the detector's input) when given."""
-    fg = prob[: -(-rows // STRIDE), : -(-columns // STRIDE)] >= threshold
-    labels, n = ndimage.label(fg, structure=np.ones((3, 3), bool))
+    """Boxes (frame pixels) of the text components of the map, each refined against ``grey``
+    (the detector's input) when given.
+
+    Hysteresis: a component is an 8-connected region of ``prob >= HYSTERESIS * threshold``
+    that peaks at ``threshold`` or more, so a weakly marked letter is boxed whole.
+    """
+    p = prob[: -(-rows // STRIDE), : -(-columns // STRIDE)]
+    labels, n = ndimage.label(p >= threshold * HYSTERESIS, structure=np.ones((3, 3), bool))
     if n == 0:
         return []
     out = []
-    peaks = ndimage.maximum(prob[: fg.shape[0], : fg.shape[1]], labels, np.arange(1, n + 1))
+    peaks = ndimage.maximum(p, labels, np.arange(1, n + 1))
     for i, sl in enumerate(ndimage.find_objects(labels)):
-        if sl is None:
+        if sl is None or peaks[i] < threshold:
             continue
         ys, xs = sl
         b = Box(xs.start * STRIDE, ys.start * STRIDE, min(columns, xs.stop * STRIDE),
