@@ -222,19 +222,20 @@ def refine_box(grey: np.ndarray, box: Box) -> list[Box]:
     return _split_lines(grey, fitted)
 
 
-HYSTERESIS = 0.5  # components reach down to this share of the threshold
+HYSTERESIS = 0.5  # default: components reach down to this share of the threshold
 
 
 def boxes_from_probability(prob: np.ndarray, rows: int, columns: int, threshold: float,
-                           grey: np.ndarray | None = None) -> list[Box]:
+                           grey: np.ndarray | None = None,
+                           hysteresis: float = HYSTERESIS) -> list[Box]:
     """Boxes (frame pixels) of the text components of the map, each refined against ``grey``
     (the detector's input) when given.
 
-    Hysteresis: a component is an 8-connected region of ``prob >= HYSTERESIS * threshold``
+    Hysteresis: a component is an 8-connected region of ``prob >= hysteresis * threshold``
     that peaks at ``threshold`` or more, so a weakly marked letter is boxed whole.
     """
     p = prob[: -(-rows // STRIDE), : -(-columns // STRIDE)]
-    labels, n = ndimage.label(p >= threshold * HYSTERESIS, structure=np.ones((3, 3), bool))
+    labels, n = ndimage.label(p >= threshold * hysteresis, structure=np.ones((3, 3), bool))
     if n == 0:
         return []
     out = []
@@ -264,6 +265,7 @@ class Detector:
     device: torch.device
     threshold: float = 0.35
     version: str = f"{MODEL_NAME}@{MODEL_VERSION}"
+    hysteresis: float = HYSTERESIS
 
     @torch.inference_mode()
     def probability(self, grey: Sequence[np.ndarray]) -> list[np.ndarray]:
@@ -282,7 +284,8 @@ class Detector:
         """Boxes of text for each raw frame (any dtype, grey or RGB); unpadded."""
         grey = [frame_to_grey(f) for f in frames]
         probs = self.probability(grey)
-        return [boxes_from_probability(p, g.shape[0], g.shape[1], self.threshold, g)
+        return [boxes_from_probability(p, g.shape[0], g.shape[1], self.threshold, g,
+                                       self.hysteresis)
                 for p, g in zip(probs, grey, strict=True)]
 
 
@@ -299,4 +302,4 @@ def load_detector(path: Path | None = None, device: str = "auto",
     net.eval().to(dev)
     thr = float(threshold if threshold is not None else blob.get("threshold", 0.35))
     version = str(blob.get("version", f"{MODEL_NAME}@{MODEL_VERSION}"))
-    return Detector(net, dev, thr, version)
+    return Detector(net, dev, thr, version, float(blob.get("hysteresis", HYSTERESIS)))

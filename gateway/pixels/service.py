@@ -104,7 +104,7 @@ def detect_grey(det: Detector, grey: Sequence[np.ndarray]) -> list[list[Box]]:
 
     scaled = [g.astype(np.float32) * np.float32(1 / 255) for g in grey]
     probs = det.probability(scaled)
-    return [boxes_from_probability(p, g.shape[0], g.shape[1], det.threshold, g)
+    return [boxes_from_probability(p, g.shape[0], g.shape[1], det.threshold, g, det.hysteresis)
             for p, g in zip(probs, scaled, strict=True)]
 
 
