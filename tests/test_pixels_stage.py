@@ -242,3 +242,15 @@ def test_real_tesseract_keeps_an_orientation_letter_and_blanks_the_name(tmp_path
     assert (a[letter.y0:letter.y1, letter.x0:letter.x1] == img[letter.y0:letter.y1,
                                                               letter.x0:letter.x1]).all()
     assert (a[name.y0:name.y1, name.x0:name.x1] == 0).all()
+
+
+def test_unparseable_jpeg_outside_policy_proceeds_untouched(tmp_path: Path) -> None:
+    """A JPEG stream the metadata stripper cannot parse is left as it is, not crashed on."""
+    pl = ultrasound()
+    pl.ds.Modality, pl.ds.BurnedInAnnotation = "CT", "NO"
+    pl.ds.SOPClassUID = "1.2.840.10008.5.1.4.1.1.2"
+    pl.ds.file_meta.TransferSyntaxUID = JPEGBaseline8Bit
+    pl.ds.PixelData = encapsulate([b"\xff\xd8\xff\xe1\x00"])
+    data = bytes(pl.ds.PixelData)
+    out = _stage(tmp_path, FixedClient([]))(pl.ds, StageContext(job_id="j"))
+    assert out.kind is OutcomeKind.CONTINUE and bytes(pl.ds.PixelData) == data

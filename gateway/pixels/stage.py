@@ -14,6 +14,7 @@ passed on with pixels unscrubbed; undecodable pixel data is quarantined.
 
 from __future__ import annotations
 
+import struct
 import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
@@ -156,7 +157,7 @@ class PixelStage:
         if self.settings.strip_jpeg_metadata and "PixelData" in ds:
             try:
                 jpegmeta.strip_dataset(ds)
-            except (jpegmeta.BitstreamError, ValueError):
+            except (jpegmeta.BitstreamError, ValueError, IndexError, struct.error):
                 log.warning("pixels.jpeg_metadata_not_stripped")
 
     def _record(self, ctx: StageContext, decision: Decision, dec: px.Decoded,
