@@ -7,8 +7,9 @@ Frames are held-out synthetic frames (seed, fonts and layouts unused in training
 tesseract and onnxruntime limited to one thread) and the recall / outside-area figures of
 :mod:`gateway.pixels.evaluate` on the 512x512 set with the stage's default padding. With CUDA
 present it adds our detector at batch sizes 1-256. The PP-OCRv4 reference runs in a separate
-environment (``.venv/bench``, with ``rapidocr-onnxruntime``) through ``ppocr_det.py``; it is
-skipped with a note when that environment is missing. ``--write-docs`` writes the figures into
+environment through ``ppocr_det.py``, made once with
+``python3.11 -m venv .venv/bench && .venv/bench/bin/pip install rapidocr-onnxruntime==1.4.4``
+(never a project dependency); it is skipped when that environment is missing. ``--write-docs`` writes the figures into
 ``docs/performance.md`` (section ``## Pixel scrubbing``) and ``models/textdet/MODEL_CARD.md``.
 """
 
