@@ -9,8 +9,9 @@ tesseract and onnxruntime limited to one thread) and the recall / outside-area f
 present it adds our detector at batch sizes 1-256. The PP-OCRv4 reference runs in a separate
 environment through ``ppocr_det.py``, made once with
 ``python3.11 -m venv .venv/bench && .venv/bench/bin/pip install rapidocr-onnxruntime==1.4.4``
-(never a project dependency); it is skipped when that environment is missing. ``--write-docs`` writes the figures into
-``docs/performance.md`` (section ``## Pixel scrubbing``) and ``models/textdet/MODEL_CARD.md``.
+(never a project dependency); it is skipped when that environment is missing.
+``--write-docs`` writes the figures into ``docs/performance.md`` (section
+``## Pixel scrubbing``) and ``models/textdet/MODEL_CARD.md``.
 """
 
 from __future__ import annotations
