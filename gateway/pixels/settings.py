@@ -55,7 +55,10 @@ class PixelPolicySettings(_Section):
 
 
 class PixelModelSettings(_Section):
-    """The text detector and how its boxes are grown before blanking."""
+    """The text detector and how its boxes are grown before blanking.
+
+    The padding defaults were chosen on the validation split (models/textdet/MODEL_CARD.md).
+    """
 
     weights: Path | None = None  # None: models/textdet/textdet-v1.pt of this checkout
     device: str = "auto"  # auto | cpu | cuda | cuda:N
