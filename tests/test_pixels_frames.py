@@ -275,3 +275,17 @@ def test_big_endian_input_is_written_little_endian() -> None:
     assert dec.transfer_syntax == ExplicitVRBigEndian
     assert pl.ds.file_meta.TransferSyntaxUID == ExplicitVRLittleEndian
     assert _outside_unchanged(arr, pl.ds.pixel_array, BOX)
+
+
+def test_planar_configuration_1_rgb_is_read_and_written_consistently() -> None:
+    """Colour-by-plane RGB input is blanked per pixel and written with a matching Planar
+    Configuration."""
+    pl = ultrasound(rows=64, columns=96, colour=True)
+    rgb = pl.ds.pixel_array.copy()
+    pl.ds.PlanarConfiguration = 1
+    pl.ds.PixelData = np.ascontiguousarray(rgb.transpose(2, 0, 1)).tobytes()
+    assert np.array_equal(pl.ds.pixel_array, rgb)
+    _scrub(pl.ds, [BOX])
+    after = pl.ds.pixel_array
+    assert (after[BOX.y0:BOX.y1, BOX.x0:BOX.x1] == 0).all()
+    assert _outside_unchanged(rgb, after, BOX)
