@@ -133,3 +133,13 @@ def test_stage_retries_when_no_scrubber_runs(tmp_path: Path) -> None:
     ctx = StageContext(job_id="j")
     assert stage(pl.ds, ctx).kind is OutcomeKind.RETRY
     assert bytes(pl.ds.PixelData) == data and "pixels_cleaned" not in ctx.notes
+
+
+def test_stage_scrubs_through_the_scrubber(scrubber: Any) -> None:
+    """In scrubber mode the stage gets its boxes from the scrubber process and marks the job."""
+    settings, _path, _proc = scrubber
+    stage = make_stage(StageServices(settings=settings))
+    pl = ultrasound(rows=120, columns=160, frames=2)
+    ctx = StageContext(job_id="j")
+    assert stage(pl.ds, ctx).kind is OutcomeKind.CONTINUE
+    assert ctx.notes["pixels_cleaned"] is True and "textdet@test" in ctx.versions
