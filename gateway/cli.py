@@ -8,6 +8,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from gateway.config import ConfigError, Settings, load_settings
+from gateway.pixels.commands import register as register_pixels
 from gateway.pseudonyms import commands as pseudonym_commands
 
 Handler = Callable[[argparse.Namespace, Settings], int]
@@ -93,6 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
     from gateway.deid.commands import register as register_deid
 
     register_deid(sub)
+    register_pixels(sub)
     return parser
 
 

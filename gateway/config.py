@@ -15,6 +15,8 @@ from typing import Any, ClassVar, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from gateway.pixels.settings import PixelSettings
+
 AE_TITLE_MAX = 16
 
 
@@ -270,6 +272,7 @@ class Settings(_Model):
     pseudonyms: PseudonymSettings = PseudonymSettings()
     deid: DeidSettings = DeidSettings()
     filters: FilterSettings = FilterSettings()
+    pixels: PixelSettings = PixelSettings()
 
     @model_validator(mode="after")
     def _default_destination(self) -> Settings:

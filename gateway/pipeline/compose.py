@@ -16,6 +16,8 @@ STAGES: dict[str, str] = {
     "filter": "gateway.filters.stage:make_stage",
     "deidentify": "gateway.deid.stage:make_stage",
     "verify": "gateway.verify.stage:make_stage",
+    # Clean Pixel Data: runs before "deidentify" (it reads identifying values for OCR).
+    "pixels": "gateway.pixels.stage:make_stage",
 }
 
 

@@ -1,0 +1,305 @@
+"""Our burned-in text detector: a small fully-convolutional network and the code around it.
+
+The network maps one grey channel in [0, 1] to a text-probability map at a quarter of the
+resolution (one cell per 4x4 pixels). Boxes are the bounding rectangles of the connected
+components of the thresholded map. It is a light encoder/decoder (stride 16 at the bottom,
+dilated depthwise-separable blocks for context, two top-down fusions), about 32 k parameters,
+designed to run at tens of frames per second on one CPU core and in large batches on a GPU.
+
+:func:`frame_to_grey` turns any frame the stage sees (grey of any depth, signed or not, RGB)
+into the network's input, the same way in training and in service. Loading the weights reads
+one local file (``torch.load(weights_only=True)``); nothing touches the network.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from scipy import ndimage
+from torch import nn
+
+from gateway.pixels.boxes import Box
+
+MODEL_NAME = "textdet"
+MODEL_VERSION = "v1"
+STRIDE = 4  # one output cell per STRIDE x STRIDE input pixels
+ALIGN = 16  # input sides are padded to a multiple of this
+DEFAULT_WEIGHTS = Path(__file__).resolve().parents[2] / "models" / "textdet" / "textdet-v1.pt"
+
+
+def _cbr(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout),
+                         nn.ReLU(inplace=True))
+
+
+class SepBlock(nn.Module):
+    """Depthwise 3x3 (optionally dilated or strided) then pointwise 1x1, with a residual."""
+
+    def __init__(self, cin: int, cout: int, stride: int = 1, dilation: int = 1) -> None:
+        super().__init__()
+        self.dw = nn.Conv2d(cin, cin, 3, stride, dilation, dilation=dilation, groups=cin,
+                            bias=False)
+        self.bn1 = nn.BatchNorm2d(cin)
+        self.pw = nn.Conv2d(cin, cout, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(cout)
+        self.residual = stride == 1 and cin == cout
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = F.relu(self.bn1(self.dw(x)), inplace=True)
+        y = self.bn2(self.pw(y))
+        if self.residual:
+            y = y + x
+        return F.relu(y, inplace=True)
+
+
+class TextDetNet(nn.Module):
+    """Grey frame (N, 1, H, W), H and W multiples of 16 -> text logits (N, 1, H/4, W/4)."""
+
+    def __init__(self, c1: int = 8, c2: int = 24, c3: int = 48, c4: int = 64) -> None:
+        super().__init__()
+        self.stem = _cbr(1, c1, 2)  # 1/2
+        self.down4 = _cbr(c1, c2, 2)  # 1/4
+        self.block4 = SepBlock(c2, c2)
+        self.down8 = SepBlock(c2, c3, stride=2)  # 1/8
+        self.block8 = nn.Sequential(SepBlock(c3, c3), SepBlock(c3, c3, dilation=2))
+        self.down16 = SepBlock(c3, c4, stride=2)  # 1/16
+        self.block16 = nn.Sequential(SepBlock(c4, c4, dilation=2), SepBlock(c4, c4, dilation=4))
+        self.lat16 = nn.Conv2d(c4, c3, 1)
+        self.fuse8 = SepBlock(c3, c3)
+        self.lat8 = nn.Conv2d(c3, c2, 1)
+        self.fuse4 = SepBlock(c2, c2, dilation=2)
+        self.head = nn.Conv2d(c2, 1, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        f4 = self.block4(self.down4(self.stem(x)))
+        f8 = self.block8(self.down8(f4))
+        f16 = self.block16(self.down16(f8))
+        u8 = self.fuse8(f8 + F.interpolate(self.lat16(f16), scale_factor=2.0, mode="nearest"))
+        u4 = self.fuse4(f4 + F.interpolate(self.lat8(u8), scale_factor=2.0, mode="nearest"))
+        return self.head(u4)
+
+
+# --------------------------------------------------------------------------- input
+
+
+def frame_to_grey(frame: np.ndarray) -> np.ndarray:
+    """One frame (rows, cols) or (rows, cols, 3) of any dtype -> float32 in [0, 1].
+
+    Colour frames take the maximum of the channels (coloured annotations are bright in at
+    least one). The window is the 0.1-99.9 percentile range of a subsample, so a few hot
+    pixels do not squash the picture and text, which is usually at an extreme, saturates.
+    """
+    a = frame.max(axis=2) if frame.ndim == 3 else frame
+    a = np.asarray(a, dtype=np.float32)
+    step = max(1, int(np.sqrt(a.size / 65536)))
+    sub = a[::step, ::step]
+    lo, hi = np.percentile(sub, (0.1, 99.9))
+    if hi - lo < 1e-6:
+        lo, hi = float(a.min()), float(a.max())
+        if hi - lo < 1e-6:
+            return np.zeros(a.shape, np.float32)
+    out = (a - np.float32(lo)) * np.float32(1.0 / (hi - lo))
+    np.clip(out, 0.0, 1.0, out=out)
+    return out
+
+
+def _pad_batch(frames: Sequence[np.ndarray]) -> tuple[torch.Tensor, list[tuple[int, int]]]:
+    """Stack grey frames into one (N, 1, H, W) tensor padded (edge values) to ALIGN."""
+    shapes = [(int(f.shape[0]), int(f.shape[1])) for f in frames]
+    H = -(-max(s[0] for s in shapes) // ALIGN) * ALIGN
+    W = -(-max(s[1] for s in shapes) // ALIGN) * ALIGN
+    batch = np.empty((len(frames), 1, H, W), np.float32)
+    for i, f in enumerate(frames):
+        h, w = f.shape
+        batch[i, 0] = np.pad(f, ((0, H - h), (0, W - w)), mode="edge")
+    return torch.from_numpy(batch), shapes
+
+
+# --------------------------------------------------------------------------- output
+
+
+def _runs(hits: np.ndarray, max_gap: int) -> list[tuple[int, int]]:
+    """Half-open runs of True in ``hits``, joining runs separated by at most ``max_gap``."""
+    idx = np.nonzero(hits)[0]
+    if idx.size == 0:
+        return []
+    breaks = np.nonzero(np.diff(idx) > max_gap + 1)[0]
+    starts = np.concatenate([[idx[0]], idx[breaks + 1]])
+    stops = np.concatenate([idx[breaks], [idx[-1]]]) + 1
+    return [(int(a), int(b)) for a, b in zip(starts, stops, strict=True)]
+
+
+def _side_reference(grey: np.ndarray, b: tuple[int, int, int, int],
+                    side: str) -> np.ndarray | None:
+    """Two pixel lines just outside one side of box ``b`` (x0, y0, x1, y1), if inside."""
+    x0, y0, x1, y1 = b
+    rows, cols = grey.shape
+    if side == "top":
+        return grey[max(0, y0 - 2):y0, x0:x1] if y0 > 0 else None
+    if side == "bottom":
+        return grey[y1:min(rows, y1 + 2), x0:x1] if y1 < rows else None
+    if side == "left":
+        return grey[y0:y1, max(0, x0 - 2):x0] if x0 > 0 else None
+    return grey[y0:y1, x1:min(cols, x1 + 2)] if x1 < cols else None
+
+
+def _shrink_side(grey: np.ndarray, b: list[int], side: str) -> None:
+    """Move one side of ``b`` inward while its outermost line is flat background.
+
+    A line goes only when every pixel in it is within a small tolerance of the level just
+    outside that side, so any glyph pixel, noise or texture stops the move; at most a quarter
+    of the box (or one cell) goes in any case.
+    """
+    ref = _side_reference(grey, (b[0], b[1], b[2], b[3]), side)
+    if ref is None or ref.size == 0:
+        return
+    bg = float(np.median(ref))
+    tol = 0.05 + min(0.05, 3.0 * float(np.median(np.abs(ref - bg))))
+    span = b[3] - b[1] if side in ("top", "bottom") else b[2] - b[0]
+    budget = max(STRIDE, span // 4)
+    while budget > 0 and b[2] - b[0] > 1 and b[3] - b[1] > 1:
+        budget -= 1
+        x0, y0, x1, y1 = b
+        line = {"top": grey[y0, x0:x1], "bottom": grey[y1 - 1, x0:x1],
+                "left": grey[y0:y1, x0], "right": grey[y0:y1, x1 - 1]}[side]
+        if float(np.abs(line - bg).max()) > tol:
+            return
+        if side == "top":
+            b[1] += 1
+        elif side == "bottom":
+            b[3] -= 1
+        elif side == "left":
+            b[0] += 1
+        else:
+            b[2] -= 1
+
+
+def _split_lines(grey: np.ndarray, box: Box) -> list[Box]:
+    """On a flat background, cut a box into its lines and line pieces, each fit to its ink."""
+    x0, y0, x1, y1 = box.x0, box.y0, box.x1, box.y1
+    rows, cols = grey.shape
+    ring = grey[max(0, y0 - 2):min(rows, y1 + 2), max(0, x0 - 2):min(cols, x1 + 2)].copy()
+    inner = ring[(y0 - max(0, y0 - 2)):(y0 - max(0, y0 - 2)) + (y1 - y0),
+                 (x0 - max(0, x0 - 2)):(x0 - max(0, x0 - 2)) + (x1 - x0)]
+    outside = np.ones(ring.shape, bool)
+    outside[(y0 - max(0, y0 - 2)):(y0 - max(0, y0 - 2)) + (y1 - y0),
+            (x0 - max(0, x0 - 2)):(x0 - max(0, x0 - 2)) + (x1 - x0)] = False
+    ref = ring[outside]
+    if ref.size < 8:
+        return [box]
+    bg = float(np.median(ref))
+    noise = float(np.percentile(np.abs(ref - bg), 99))
+    if noise > 0.06:
+        return [box]  # not a flat background: keep the box whole
+    ink = np.abs(inner - bg) > max(0.04, 1.5 * noise)
+    out: list[Box] = []
+    for r0, r1 in _runs(np.asarray(ink.any(axis=1)), 2):
+        band = ink[r0:r1]
+        for c0, c1 in _runs(np.asarray(band.any(axis=0)), max(3, 2 * (r1 - r0))):
+            rr = np.nonzero(band[:, c0:c1].any(axis=1))[0]
+            out.append(Box(x0 + c0, y0 + r0 + int(rr[0]), x0 + c1, y0 + r0 + int(rr[-1]) + 1,
+                           box.score, box.source))
+    return out or [box]
+
+
+def refine_box(grey: np.ndarray, box: Box) -> list[Box]:
+    """Fit a coarse box (multiples of 4 px) to the text inside it, at full resolution.
+
+    Each side moves inward while its outermost line looks like the two lines just outside
+    it (no pixels clearly different), so a busy neighbourhood on one side does not stop the
+    others. On a flat background the box is then cut into lines and pieces, each fit to its
+    ink. Boxes never grow; where nothing is clear the coarse box stays (recall first).
+    """
+    b = [box.x0, box.y0, min(box.x1, grey.shape[1]), min(box.y1, grey.shape[0])]
+    for side in ("top", "bottom", "left", "right"):
+        _shrink_side(grey, b, side)
+    fitted = Box(b[0], b[1], b[2], b[3], box.score, box.source)
+    return _split_lines(grey, fitted)
+
+
+HYSTERESIS = 0.5  # default: components reach down to this share of the threshold
+
+
+def boxes_from_probability(prob: np.ndarray, rows: int, columns: int, threshold: float,
+                           grey: np.ndarray | None = None,
+                           hysteresis: float = HYSTERESIS) -> list[Box]:
+    """Boxes (frame pixels) of the text components of the map, each refined against ``grey``
+    (the detector's input) when given.
+
+    Hysteresis: a component is an 8-connected region of ``prob >= hysteresis * threshold``
+    that peaks at ``threshold`` or more, so a weakly marked letter is boxed whole.
+    """
+    p = prob[: -(-rows // STRIDE), : -(-columns // STRIDE)]
+    labels, n = ndimage.label(p >= threshold * hysteresis, structure=np.ones((3, 3), bool))
+    if n == 0:
+        return []
+    out = []
+    peaks = ndimage.maximum(p, labels, np.arange(1, n + 1))
+    for i, sl in enumerate(ndimage.find_objects(labels)):
+        if sl is None or peaks[i] < threshold:
+            continue
+        ys, xs = sl
+        b = Box(xs.start * STRIDE, ys.start * STRIDE, min(columns, xs.stop * STRIDE),
+                min(rows, ys.stop * STRIDE), float(peaks[i]))
+        out.extend(refine_box(grey, b) if grey is not None else [b])
+    return out
+
+
+def pick_device(preference: str = "auto") -> torch.device:
+    """``auto``: CUDA when present, else CPU; ``cpu`` / ``cuda`` / ``cuda:N`` as given."""
+    if preference == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(preference)
+
+
+@dataclass
+class Detector:
+    """A loaded network on one device, with the threshold that turns probabilities into boxes."""
+
+    net: TextDetNet
+    device: torch.device
+    threshold: float = 0.35
+    version: str = f"{MODEL_NAME}@{MODEL_VERSION}"
+    hysteresis: float = HYSTERESIS
+
+    @torch.inference_mode()
+    def probability(self, grey: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """Text probability at 1/4 resolution for each grey frame (already in [0, 1])."""
+        if not grey:
+            return []
+        if self.device.type == "cpu" and len(grey) > 1:
+            # on a CPU one frame at a time is faster (the activations stay in cache)
+            return [p for g in grey for p in self.probability([g])]
+        batch, shapes = _pad_batch(grey)
+        logits = self.net(batch.to(self.device, non_blocking=True))
+        prob = torch.sigmoid(logits)[:, 0].float().cpu().numpy()
+        return [prob[i, : -(-h // STRIDE), : -(-w // STRIDE)] for i, (h, w) in enumerate(shapes)]
+
+    def detect(self, frames: Sequence[np.ndarray]) -> list[list[Box]]:
+        """Boxes of text for each raw frame (any dtype, grey or RGB); unpadded."""
+        grey = [frame_to_grey(f) for f in frames]
+        probs = self.probability(grey)
+        return [boxes_from_probability(p, g.shape[0], g.shape[1], self.threshold, g,
+                                       self.hysteresis)
+                for p, g in zip(probs, grey, strict=True)]
+
+
+def load_detector(path: Path | None = None, device: str = "auto",
+                  threshold: float | None = None) -> Detector:
+    """Build the network and load its state dict from ``path`` (no network access)."""
+    p = Path(path) if path is not None else DEFAULT_WEIGHTS
+    blob = torch.load(p, map_location="cpu", weights_only=True)
+    state = blob.get("state_dict", blob)
+    widths = blob.get("widths", {}) if "state_dict" in blob else {}
+    net = TextDetNet(**{k: int(v) for k, v in widths.items()})
+    net.load_state_dict(state)
+    dev = pick_device(device)
+    net.eval().to(dev)
+    thr = float(threshold if threshold is not None else blob.get("threshold", 0.35))
+    version = str(blob.get("version", f"{MODEL_NAME}@{MODEL_VERSION}"))
+    return Detector(net, dev, thr, version, float(blob.get("hysteresis", HYSTERESIS)))

@@ -1,0 +1,177 @@
+"""Train the burned-in text detector on synthetic frames (reproducible from a seed).
+
+    .venv/bin/python models/textdet/train.py --seed 1 --steps 15000 \
+        --out models/textdet/textdet-v1.pt
+
+Frames come from :mod:`gateway.pixels.synth` (training split: its fonts and layouts only),
+made on the fly by one data-loader process while the main process trains with a fixed number
+of torch threads, so two cores are enough; on a GPU the same script runs faster (``--device``).
+Each frame goes through the same input path as in service: it is quantised to the stored pixel
+type of a DICOM frame (8-bit, 12-bit in 16, signed, RGB) and windowed by
+:func:`gateway.pixels.model.frame_to_grey`. The target is the fraction of each 4x4 cell that
+lies inside a text box; the loss is binary cross-entropy plus soft Dice.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, IterableDataset, get_worker_info
+
+from gateway.pixels import synth
+from gateway.pixels.model import MODEL_NAME, MODEL_VERSION, STRIDE, TextDetNet, frame_to_grey
+
+
+def stored_frame(rng: np.random.Generator, s: synth.Sample) -> np.ndarray:
+    """The sample as a DICOM frame would hold it: RGB uint8 or grey of some bit depth."""
+    if s.rgb is not None:
+        return s.rgb
+    kind = int(rng.integers(0, 4))
+    if kind == 0:
+        return (s.image * 255 + 0.5).astype(np.uint8)
+    if kind == 1:  # 12 bits stored in 16, a window of the range used
+        top = float(rng.uniform(1000, 4095))
+        return (s.image * top + rng.uniform(0, 4095 - top)).astype(np.uint16)
+    if kind == 2:  # signed, CT-like
+        return (s.image * rng.uniform(1500, 3000) - 1024).astype(np.int16)
+    return (s.image * 65535).astype(np.uint16)
+
+
+def cell_target(mask: np.ndarray) -> np.ndarray:
+    """Fraction of each STRIDE x STRIDE cell inside text."""
+    h, w = mask.shape
+    m = mask[: h - h % STRIDE, : w - w % STRIDE].astype(np.float32)
+    return m.reshape(h // STRIDE, STRIDE, w // STRIDE, STRIDE).mean(axis=(1, 3))
+
+
+def cell_weight(boxes: list[synth.TextBox], h: int, w: int) -> np.ndarray:
+    """Per-cell loss weight: 1 on background, more on small text items (up to 8x), so that a
+    lone letter counts about as much as a long line (``--box-weighting``)."""
+    wt = np.ones((h // STRIDE, w // STRIDE), np.float32)
+    for b in boxes:
+        y0, y1 = b.y0 // STRIDE, -(-b.y1 // STRIDE)
+        x0, x1 = b.x0 // STRIDE, -(-b.x1 // STRIDE)
+        cells = max(1, (y1 - y0) * (x1 - x0))
+        v = float(np.clip(np.sqrt(64.0 / cells), 1.0, 8.0))
+        wt[y0:y1, x0:x1] = np.maximum(wt[y0:y1, x0:x1], v)
+    return wt
+
+
+class SynthStream(IterableDataset):  # type: ignore[type-arg]
+    """An endless stream of (grey frame, cell target) pairs from one seed per worker."""
+
+    def __init__(self, seed: int, size: int, box_weighting: bool = False) -> None:
+        self.seed, self.size, self.box_weighting = seed, size, box_weighting
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+        info = get_worker_info()
+        wid = info.id if info is not None else 0
+        rng = np.random.default_rng([self.seed, wid])
+        fonts = synth.available_fonts(synth.TRAIN.fonts)
+        while True:
+            s = synth.make_sample(rng, self.size, self.size, synth.TRAIN, fonts)
+            grey = frame_to_grey(stored_frame(rng, s))
+            target = cell_target(s.mask)
+            weight = cell_weight(s.boxes, self.size, self.size) if self.box_weighting \
+                else np.ones_like(target)
+            yield (torch.from_numpy(grey[None]), torch.from_numpy(target[None]),
+                   torch.from_numpy(weight[None]))
+
+
+def loss_fn(logits: torch.Tensor, target: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    bce = F.binary_cross_entropy_with_logits(logits, target, weight=weight,
+                                             pos_weight=torch.tensor(2.0, device=logits.device))
+    p = torch.sigmoid(logits)
+    inter = (p * target).sum(dim=(1, 2, 3))
+    denom = (p + target).sum(dim=(1, 2, 3))
+    dice = 1 - (2 * inter + 1) / (denom + 1)
+    return bce + 0.5 * dice.mean()
+
+
+def train(args: argparse.Namespace) -> dict[str, object]:
+    torch.manual_seed(args.seed)
+    torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    net = TextDetNet()
+    if args.init:
+        net.load_state_dict(torch.load(args.init, map_location="cpu",
+                                       weights_only=True)["state_dict"])
+    net = net.to(device)
+    opt = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=1e-4)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: min(1.0, (s + 1) / max(1, args.warmup))
+        * 0.5 * (1 + math.cos(math.pi * s / args.steps)))
+    loader = DataLoader(SynthStream(args.seed, args.size, args.box_weighting),
+                        batch_size=args.batch,
+                        num_workers=args.workers, persistent_workers=args.workers > 0,
+                        prefetch_factor=4 if args.workers else None)
+    t0, running = time.time(), 0.0
+    net.train()
+    for step, (x, y, wt) in enumerate(loader):
+        if step >= args.steps:
+            break
+        x, y, wt = x.to(device), y.to(device), wt.to(device)
+        loss = loss_fn(net(x), y, wt)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        running = 0.98 * running + 0.02 * loss.item() if step else loss.item()
+        if step % args.log_every == 0 or step == args.steps - 1:
+            print(json.dumps({"step": step, "loss": round(running, 4),
+                              "lr": round(sched.get_last_lr()[0], 6),
+                              "elapsed_s": round(time.time() - t0, 1)}), flush=True)
+        if args.checkpoint_every and step and step % args.checkpoint_every == 0:
+            save(net, args, step, time.time() - t0)
+    return save(net, args, args.steps, time.time() - t0)
+
+
+def save(net: TextDetNet, args: argparse.Namespace, steps: int,
+         seconds: float) -> dict[str, object]:
+    meta: dict[str, object] = {
+        "version": f"{MODEL_NAME}@{MODEL_VERSION}", "seed": args.seed, "steps": steps,
+        "batch": args.batch, "size": args.size, "lr": args.lr, "threshold": args.threshold,
+        "train_seconds": round(seconds, 1), "threads": args.threads,
+        "init": str(args.init) if args.init else None, "box_weighting": args.box_weighting,
+        "fonts": list(synth.available_fonts(synth.TRAIN.fonts)),
+        "layouts": list(synth.TRAIN.layouts),
+    }
+    state = {k: v.detach().cpu() for k, v in net.state_dict().items()}
+    blob = {"state_dict": state, "widths": {}, **meta}
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    torch.save(blob, args.out)
+    return meta
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--steps", type=int, default=12000)
+    p.add_argument("--batch", type=int, default=16)
+    p.add_argument("--size", type=int, default=256)
+    p.add_argument("--lr", type=float, default=3e-3)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--threshold", type=float, default=0.35)
+    p.add_argument("--log-every", type=int, default=100)
+    p.add_argument("--checkpoint-every", type=int, default=1000)
+    p.add_argument("--out", type=Path, default=Path("models/textdet/textdet-v1.pt"))
+    p.add_argument("--init", type=Path, default=None, help="start from these weights")
+    p.add_argument("--box-weighting", action="store_true",
+                   help="weight small text items up in the loss (fine-tuning phase)")
+    p.add_argument("--warmup", type=int, default=300)
+    meta = train(p.parse_args())
+    print(json.dumps({"saved": True, **{k: v for k, v in meta.items() if k != "fonts"}}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,69 @@
+"""Choose the threshold and padding on the validation split; store the threshold in the weights.
+
+    .venv/bin/python models/textdet/tune.py models/textdet/textdet-v1.pt
+
+The validation frames use the training fonts and layouts with a seed training never draws;
+the held-out split is not looked at, so its figures stay an honest estimate. The rule: among
+(threshold, pad_px, pad_fraction) whose blanked area outside text stays under
+``--max-outside`` (default 2% of the pixels, the target), take the one
+with the highest recall (ties: more padding, then the lower threshold). The padding chosen is
+printed; it is the default of ``pixels.model`` in ``gateway/pixels/settings.py``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import torch
+
+from gateway.pixels import evaluate as E
+from gateway.pixels.model import load_detector
+from gateway.pixels.settings import PixelModelSettings
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("weights", type=Path)
+    p.add_argument("--frames", type=int, default=200)
+    p.add_argument("--max-outside", type=float, default=0.02)
+    p.add_argument("--thresholds", default="0.25,0.3,0.4,0.5")
+    p.add_argument("--dry-run", action="store_true")
+    args = p.parse_args()
+    torch.set_num_threads(1)
+    samples = E.validation(args.frames)
+    rows = []
+    pads = [(1, 0.0), (1, 0.05), (2, 0.0), (2, 0.05), (2, 0.1), (3, 0.0)]
+    for t in (float(v) for v in args.thresholds.split(",")):
+        for hy in (0.5, 1.0):
+            det = load_detector(args.weights, "cpu", t)
+            det.hysteresis = hy
+            found = [det.detect([E.frame_of(x)])[0] for x in samples]
+            for pad_px, frac in pads:
+                it = iter(found)
+                s = E.evaluate(lambda fr, it=it: [next(it) for _ in fr], samples, pad_px,
+                               frac).summary()
+                rows.append(((t, hy, pad_px, frac), s))
+                print(json.dumps({"threshold": t, "hysteresis": hy, "pad_px": pad_px,
+                                  "pad_fraction": frac, **s}), flush=True)
+    key = [(s["recall"], k[2] + k[3] * 10, -k[0], k) for k, s in rows
+           if s["outside_fraction"] <= args.max_outside]
+    if not key:
+        key = [(s["recall"], k[2] + k[3] * 10, -k[0], k) for k, s in rows]
+    best_t, best_hy, best_px, best_frac = max(key)[3]
+    print(json.dumps({"chosen_threshold": best_t, "hysteresis": best_hy, "pad_px": best_px,
+                      "pad_fraction": best_frac,
+                      "current_default_pad": [PixelModelSettings().pad_px,
+                                              PixelModelSettings().pad_fraction]}))
+    best = best_t
+    if not args.dry_run:
+        blob = torch.load(args.weights, map_location="cpu", weights_only=True)
+        blob["threshold"] = best
+        blob["hysteresis"] = best_hy
+        blob["tuned_on"] = f"validation seed {E.VALIDATION_SEED}, {args.frames} frames"
+        torch.save(blob, args.weights)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,105 @@
+"""Detection quality of the committed text detector on the held-out synthetic set."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from gateway.config import Settings
+from gateway.pipeline.stage import StageContext, StageServices
+from gateway.pixels import evaluate as E
+from gateway.pixels.boxes import boxes_mask, prepare
+from gateway.pixels.model import DEFAULT_WEIGHTS, Detector, load_detector
+from gateway.pixels.settings import PixelModelSettings
+from gateway.pixels.stage import make_stage
+from tests.pixels_data import ultrasound
+
+PAD = PixelModelSettings()
+
+
+@pytest.fixture(scope="module")
+def detector() -> Detector:
+    torch.set_num_threads(1)
+    return load_detector(DEFAULT_WEIGHTS, "cpu")
+
+
+def test_weights_are_small_and_load_from_disk() -> None:
+    """The committed weights are a few MB at most and load without any network access."""
+    assert DEFAULT_WEIGHTS.stat().st_size < 4 * 1024 * 1024
+    det = load_detector(DEFAULT_WEIGHTS, "cpu")
+    assert det.version.startswith("textdet@")
+
+
+# The issue's targets are recall >= 0.99 and outside area <= 2%. Measured with the committed
+# weights and default padding (MODEL_CARD.md): recall 0.991 on these 150 frames (0.984 on 300
+# others) and outside area 2.7% (2.6%): the area target is NOT met, mostly because the 2 px
+# padding around tight ink boxes is counted as outside. These bounds pin what is achieved so
+# that a regression fails; they are not the targets.
+MIN_RECALL, MAX_OUTSIDE = 0.985, 0.03
+
+
+def test_held_out_recall_and_outside_area(detector: Detector) -> None:
+    """Held-out frames (other seed, fonts, layouts): recall for text >= 8 px and blanked area
+    outside the planted text stay at the measured level, with the stage's padding."""
+    q = E.evaluate(detector.detect, E.held_out(150), PAD.pad_px, PAD.pad_fraction)
+    s = q.summary()
+    assert s["recall"] >= MIN_RECALL, (s, q.missed[:10])
+    assert s["outside_fraction"] <= MAX_OUTSIDE, s
+
+
+def _words(text: str) -> set[str]:
+    return {w for w in re.sub(r"[^0-9A-Z]+", " ", text.upper()).split() if len(w) >= 4}
+
+
+def test_tesseract_reads_no_planted_string_after_scrubbing(detector: Detector) -> None:
+    """Strings tesseract reads on the held-out frames are unreadable once the frames are
+    scrubbed with the detector's padded boxes."""
+    import pytesseract
+
+    read_before, read_after = 0, []
+    for s in E.held_out(24, seed=E.HELD_OUT_SEED + 1):
+        frame = E.frame_of(s)
+        planted = set().union(*(_words(b.text) for b in s.boxes)) if s.boxes else set()
+        before = _words(pytesseract.image_to_string(frame, config="--psm 11"))
+        seen = planted & before
+        read_before += len(seen)
+        boxes = prepare(detector.detect([frame])[0], *frame.shape[:2], PAD.pad_px,
+                        PAD.pad_fraction)
+        scrubbed = frame.copy()
+        scrubbed[boxes_mask(boxes, *frame.shape[:2])] = 0
+        after = _words(pytesseract.image_to_string(scrubbed, config="--psm 11"))
+        read_after += sorted(seen & after)
+    assert read_before >= 20  # the check can fail: tesseract reads the text when it is there
+    assert read_after == []
+
+
+def test_stage_blanks_burned_in_name_with_the_real_model(tmp_path: Path) -> None:
+    """An ultrasound instance with a burned-in name: the name's box is blanked in-process and
+    little outside it changes."""
+    settings = Settings.model_validate({"spool": {"root": str(tmp_path)}})
+    stage = make_stage(StageServices(settings=settings, extras={"pixels_mode": "inprocess"}))
+    pl = ultrasound()
+    before = pl.ds.pixel_array.copy()
+    ctx = StageContext(job_id="j")
+    stage(pl.ds, ctx)
+    after = pl.ds.pixel_array
+    planted = boxes_mask(prepare(pl.boxes, 480, 640, 6, 0.2), 480, 640)
+    for b in pl.boxes:
+        assert (after[b.y0:b.y1, b.x0:b.x1] == 0).all()
+    changed = after != before
+    assert changed[~planted].mean() < 0.005
+    assert ctx.notes["pixels_cleaned"] is True
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device here")
+def test_cuda_and_cpu_agree(detector: Detector) -> None:
+    """On CUDA the probability maps equal the CPU ones within float tolerance."""
+    gpu = load_detector(DEFAULT_WEIGHTS, "cuda")
+    grey = [E.frame_of(s).astype(np.float32) / 255 for s in E.held_out(4)]
+    grey = [g.max(axis=2) if g.ndim == 3 else g for g in grey]
+    for a, b in zip(detector.probability(grey), gpu.probability(grey), strict=True):
+        np.testing.assert_allclose(a, b, atol=2e-3)
