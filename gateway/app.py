@@ -12,6 +12,7 @@ queue), and exits with nothing lost; the next start resumes every unfinished job
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import multiprocessing as mp
 import os
@@ -35,7 +36,6 @@ from gateway.jobs.store import JobStore
 from gateway.observe.endpoint import MetricsServer
 from gateway.observe.logs import configure_logging, get_logger
 from gateway.observe.metrics import (
-    SCRUBBER_STAGES,
     GatewayMetrics,
     Observer,
     ServeState,
@@ -76,6 +76,11 @@ def configure_pynetdicom(tmpdir: Path) -> None:
 def open_store(settings: Settings) -> tuple[Engine, JobStore]:
     engine = make_engine(settings.database.url, settings.database.echo)
     return engine, JobStore(engine, settings.node_id)
+
+
+def uses_scrubber(settings: Settings) -> bool:
+    """A pixel stage runs, with the detector in a scrubber process of its own."""
+    return "pixels" in settings.pipeline.stages and settings.pixels.service.mode == "scrubber"
 
 
 def needs_pseudonyms(settings: Settings) -> bool:
@@ -174,6 +179,7 @@ class Gateway:
         self._workers: list[BaseProcess] = []
         self._forwarder: BaseProcess | None = None
         self._sink: BaseProcess | None = None
+        self._scrubber: BaseProcess | None = None
         self._server: Any = None
         self._handler: StoreHandler | None = None
         self._lock = SpoolLock(self.spool.root / "gateway.lock")
@@ -201,6 +207,8 @@ class Gateway:
         if s.sink_enabled:
             self._sink = self._ctx.Process(target=sink_main, args=(s,), name="sink")
             self._sink.start()
+        if uses_scrubber(s):
+            self._scrubber = self._start_scrubber()
         for i in range(s.workers.count):
             self._workers.append(self._spawn_worker(i))
         self._forwarder = self._spawn_forwarder()
@@ -239,7 +247,7 @@ class Gateway:
         if not s.metrics.enabled or self._metrics_dir is None:
             return
         assert self.store is not None and self.engine is not None
-        scrubber = any(stage in SCRUBBER_STAGES for stage in s.pipeline.stages)
+        scrubber = uses_scrubber(s)
         state = ServeState(
             store=self.store, spool=self.spool, spool_limit_bytes=s.spool.max_bytes,
             spool_min_free_bytes=s.spool.min_free_bytes, destinations=self._health,
@@ -302,6 +310,17 @@ class Gateway:
         p.start()  # a spawned child inherits PROMETHEUS_MULTIPROC_DIR set by _start_metrics
         return p
 
+    def _start_scrubber(self, timeout: float = 180.0) -> BaseProcess:
+        """The one process that owns the text detector (DESIGN decision 6), up before the
+        workers that send it frames."""
+        from gateway.pixels.service import socket_path, start_scrubber, wait_ready
+
+        proc = start_scrubber(self.settings)
+        if not wait_ready(socket_path(self.settings), timeout, proc):
+            proc.terminate()
+            raise StartupError("the pixel scrubber did not start (torch installed? weights?)")
+        return proc
+
     def _spawn_forwarder(self) -> BaseProcess:
         p = self._ctx.Process(
             target=forwarder_main,
@@ -334,6 +353,10 @@ class Gateway:
                     self._workers[i] = self._spawn_worker(i)
             if due("forwarder", self._forwarder, self._fwd_stop):
                 self._forwarder = self._spawn_forwarder()
+            if due("scrubber", self._scrubber, self._worker_stop):
+                # meanwhile pixel stages answer "retry later": nothing passes unscrubbed
+                with contextlib.suppress(StartupError):
+                    self._scrubber = self._start_scrubber(timeout=60.0)
 
     # -- shutdown --------------------------------------------------------------------------
     def _stop_receiving(self, deadline: float) -> None:
@@ -373,9 +396,10 @@ class Gateway:
             if self._forwarder.is_alive():
                 self._forwarder.terminate()
                 self._forwarder.join(5)
-        if self._sink is not None:
-            self._sink.terminate()
-            self._sink.join(5)
+        for proc in (self._scrubber, self._sink):
+            if proc is not None:
+                proc.terminate()
+                proc.join(5)
         if self._http is not None:
             self._http.stop()
         if self.engine is not None:

@@ -115,7 +115,7 @@ class WorkerSettings(_Model):
 class PipelineSettings(_Model):
     """Stages run by each worker, in order, by registered name."""
 
-    stages: tuple[str, ...] = ("filter", "deidentify", "verify")
+    stages: tuple[str, ...] = ("filter", "pixels", "deidentify", "verify")
 
     @field_validator("stages")
     @classmethod

@@ -78,6 +78,8 @@ def write_markers(run: Run, ds: Dataset) -> tuple[Option, ...]:
         *(_code_item(OPTION_CODES[o]) for o in applied),
     ]
     ds.LongitudinalTemporalInformationModified = _temporal(run)
+    if Option.CLEAN_PIXEL_DATA in applied:
+        ds.BurnedInAnnotation = "NO"  # the pixel stage blanked what text it found (113101)
     equipment = list(ds.get("ContributingEquipmentSequence", []) or [])
     equipment.append(_equipment_item(run))
     ds.ContributingEquipmentSequence = equipment

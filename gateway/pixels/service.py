@@ -270,8 +270,10 @@ class Scrubber:
     """The server: accepts connections, batches frames across them, runs the detector."""
 
     def __init__(self, detector: Detector, socket_path: Path, max_batch: int = 64,
-                 batch_wait_ms: float = 5.0) -> None:
+                 batch_wait_ms: float = 5.0, metrics: Any = None) -> None:
         self.detector = detector
+        # gateway.observe.metrics.ScrubberMetrics (batch sizes, frames/s, heartbeat) or None
+        self.metrics = metrics
         self.socket_path = Path(socket_path)
         self.max_batch = max_batch
         self.batch_wait = batch_wait_ms / 1000.0
@@ -291,6 +293,8 @@ class Scrubber:
         lst.settimeout(0.2)
         self._listener = lst
         threading.Thread(target=self._batch_loop, name="pixels-batch", daemon=True).start()
+        if self.metrics is not None:
+            threading.Thread(target=self._heartbeat, name="pixels-heartbeat", daemon=True).start()
         try:
             while not self._stop.is_set():
                 try:
@@ -306,6 +310,10 @@ class Scrubber:
 
     def stop(self) -> None:
         self._stop.set()
+
+    def _heartbeat(self) -> None:
+        while not self._stop.wait(2.0):
+            self.metrics.alive(True)
 
     def _conn_loop(self, sock: socket.socket) -> None:
         conn = _Connection(sock)
@@ -367,12 +375,17 @@ class Scrubber:
         self.stats["batches"] += 1
         self.stats["frames"] += len(items)
         self.stats["largest_batch"] = max(self.stats["largest_batch"], len(items))
+        started = time.monotonic()
         try:
             found = detect_grey(self.detector, [req.grey[i] for req, i in items])
         except Exception as err:  # answer every waiting worker rather than hang them
             for req, _ in items:
                 req.fail(type(err).__name__)
+            if self.metrics is not None:
+                self.metrics.alive(False)
             return
+        if self.metrics is not None:
+            self.metrics.batch(len(items), time.monotonic() - started)
         for (req, i), boxes in zip(items, found, strict=True):
             req.results[i] = boxes
             req.pending -= 1
@@ -401,8 +414,14 @@ def run_scrubber(settings: Settings) -> None:
     px = settings.pixels
     torch.set_num_threads(px.service.scrubber_threads or os.cpu_count() or 1)
     det = load_detector(px.weights_path(), px.model.device, px.model.threshold)
+    metrics = None
+    if settings.metrics.enabled and os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from gateway.observe.metrics import GatewayMetrics
+
+        metrics = GatewayMetrics().scrubber  # serve spawned us in multiprocess mode
+        metrics.alive(True)
     server = Scrubber(det, socket_path(settings), px.service.max_batch_frames,
-                      px.service.batch_wait_ms)
+                      px.service.batch_wait_ms, metrics)
     signal.signal(signal.SIGTERM, lambda *_: server.stop())
     server.serve_forever()
 

@@ -10,8 +10,9 @@ import os
 from pathlib import Path
 
 import pytest
-from deid_support import ct, deidentify, gsps, sr
 from pydicom import Dataset
+
+from deid_support import ct, deidentify, gsps, sr
 
 GOLDEN = Path(__file__).parent / "golden"
 

@@ -3,6 +3,9 @@ instance (an RT chain, an SR referencing images, a KOS and a SEG, one in-memory 
 
 from __future__ import annotations
 
+from pydicom import Dataset
+from pydicom.sequence import Sequence
+
 from deid_support import (
     CT,
     KOS,
@@ -17,8 +20,6 @@ from deid_support import (
     sr,
     uid,
 )
-from pydicom import Dataset
-from pydicom.sequence import Sequence
 
 REFERENCE_KEYWORDS = {"ReferencedSOPInstanceUID", "ReferencedFrameOfReferenceUID",
                       "FrameOfReferenceUID", "SeriesInstanceUID", "StudyInstanceUID"}
