@@ -35,7 +35,7 @@ from gateway.pseudonyms.interface import Pseudonymizer
 
 PseudonymizerFactory = Callable[[Settings], Pseudonymizer]
 DEFAULT_STAGES = ("filter", "deidentify", "verify")
-DEFER_SIZE = 64 * 1024  # large values (pixel data) stay on disk until written
+DEFER_SIZE = 16 * 1024 * 1024  # larger values stay on disk until written, then stream
 
 
 @dataclass
