@@ -23,7 +23,7 @@ from pydicom.datadict import dictionary_VR
 from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.tag import BaseTag
 
-from gateway.deid import actions, markers, private, raw, rawactions
+from gateway.deid import actions, markers, private, raw, rawactions, stream
 from gateway.deid.compiled import CompiledProfile, Rule
 from gateway.deid.iod import IodTypes, NoIodTypes
 from gateway.deid.knownsafe import SAFE_VRS
@@ -119,6 +119,7 @@ class Deidentifier:
         clean_pending(run)
         applied = markers.write_markers(run, ds)
         markers.replace_file_meta(run, ds)
+        stream.stream_deferred(ds)
         ctx.identifiers.update(run.found.for_verify())
         ctx.versions.append(self.compiled.version)
         return DeidResult(run.patient, applied)

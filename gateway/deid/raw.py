@@ -21,8 +21,8 @@ ESC = b"\x1b"
 # How pydicom turns the decoded text of each string VR into values.
 _SPLIT_RSTRIP = frozenset({"SH", "LO", "UC"})  # convert_text: split, then rstrip each
 _SINGLE = frozenset({"ST", "LT", "UT"})  # convert_single_string: one value, rstrip
-_RSTRIP_SPLIT = frozenset({"AS", "CS", "DA", "DT", "TM", "UI"})  # multi_string
-STRING_VRS = _SPLIT_RSTRIP | _SINGLE | _RSTRIP_SPLIT | {"AE", "PN"}
+_RSTRIP_SPLIT = frozenset({"AS", "CS", "DA", "DT", "TM"})  # multi_string
+STRING_VRS = _SPLIT_RSTRIP | _SINGLE | _RSTRIP_SPLIT | {"AE", "PN", "UI"}
 
 
 def ascii_bytes(value: bytes | None) -> bool:
@@ -47,6 +47,8 @@ def _split(text: str, vr: str) -> list[str]:
         return text.rstrip(" \0").split("\\")
     if vr == "AE":
         return [v.strip() for v in text.split("\\")]
+    if vr == "UI":  # convert_UI, and UID() strips each value
+        return [v.strip() for v in text.rstrip(" \0").split("\\")]
     return [_person_name(v) for v in text.rstrip("\0 ").split("\\")]  # PN
 
 
@@ -70,6 +72,8 @@ def encode(values: list[str], vr: str) -> bytes | None:
     plain ASCII (then pydicom must encode it in the instance's character set)."""
     if vr == "PN":
         values = [_person_name(v) for v in values]
+    elif vr == "UI":
+        values = [v.strip() for v in values]  # as UID() does
     text = "\\".join(values)
     if not text.isascii() or "\x1b" in text:
         return None
