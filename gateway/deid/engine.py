@@ -66,6 +66,8 @@ class Run:
     # Apply actions to undecoded elements where possible (:mod:`gateway.deid.rawactions`).
     fast: bool = False
     marker_cache: markers.MarkerCache | None = None
+    # (tag, VR) of elements known to be kept as read outside rule paths and modes (a cache).
+    kept: set[tuple[int, str]] = field(default_factory=set)
     found: Identifiers = field(default_factory=Identifiers)
     # (dataset, tag, fallback code when the text cannot be cleaned)
     pending_text: list[tuple[Dataset, BaseTag, str, tuple[int, ...]]] = field(default_factory=list)
@@ -98,6 +100,7 @@ class Deidentifier:
         self.patterns = PatternCache()
         self.fast = fast
         self.marker_cache = markers.MarkerCache(compiled)
+        self._kept: set[tuple[int, str]] = set()
 
     def apply(self, ds: Dataset, ctx: StageContext, record: Recorder | None = None) -> DeidResult:
         """De-identify ``ds`` in place; identifying input values are added to ctx.identifiers."""
@@ -113,6 +116,7 @@ class Deidentifier:
             patterns=self.patterns,
             fast=fast,
             marker_cache=self.marker_cache,
+            kept=self._kept if fast else set(),
         )
         walk(run, ds, (), "")
         actions.remove_overlay_groups(run, ds)
@@ -188,6 +192,7 @@ def walk(run: Run, ds: Dataset, path: tuple[int, ...], mode: str) -> None:
     table = compiled.table
     by_path = bool(path and compiled.path_overrides)
     fast = run.fast
+    kept = run.kept if not (by_path or mode) else None
     private_tags: list[BaseTag] = []
     for tag, elem in list(ds.items()):
         group = tag >> 16
@@ -196,15 +201,20 @@ def walk(run: Run, ds: Dataset, path: tuple[int, ...], mode: str) -> None:
             continue
         if group == 0x0002 and not path:
             continue  # file meta in the dataset body: rewritten by markers
-        rule = None if by_path else table.get(int(tag))
+        itag = int(tag)  # (a plain int compares and hashes faster than a BaseTag)
+        if kept is not None and (itag, elem.VR) in kept:
+            continue
+        rule = None if by_path else table.get(itag)
         if elem.VR is None and isinstance(elem, RawDataElement) and elem.value is not None:
             elem = _give_vr(ds, tag, elem, rule)  # (a deferred value is checked against its VR)
         vr = rule.vr if rule is not None and rule.vr else _vr_of(ds, tag, elem, fast)
         if rule is None:
-            rule = compiled.rule_for(tag, vr, path)
+            rule = compiled.rule_for(itag, vr, path)
         if rule.code == "K" and vr != "SQ" and not (mode or rule.collect):
             if run.record is not None:  # kept as read: not even decoded (pixel data stays on disk)
                 run.record(path, tag, vr, "K", rule.source, ds[tag].value, ds[tag].value)
+            elif kept is not None and elem.VR not in (None, "UN"):
+                kept.add((itag, str(elem.VR)))  # the same tag and VR get the same rule
             continue
         if fast and isinstance(elem, RawDataElement) and rawactions.apply(
             run, ds, tag, elem, vr, rule, path, mode

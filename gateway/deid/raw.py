@@ -92,9 +92,9 @@ def replaced(raw: RawDataElement, value: bytes, vr: str | None = None) -> RawDat
 def single_value(ds: Dataset, tag: int, vr: str) -> str | None:
     """The value of a single-valued element of ``ds`` read from its bytes ("" when absent or
     empty); None when it must be decoded (decoded already, not ASCII, several values)."""
-    if tag not in ds:
-        return ""
     elem = ds.get_item(tag, keep_deferred=True)
+    if elem is None:
+        return ""
     if isinstance(elem, RawDataElement) and elem.VR in (vr, None):
         found = decode(elem, vr)
         if found is not None and len(found) <= 1:

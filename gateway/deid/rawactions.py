@@ -54,28 +54,29 @@ _TOP_LEVEL_IDENTITY = frozenset({PATIENT_NAME, PATIENT_ID, ACCESSION_NUMBER, STU
 def apply(run: Run, ds: Dataset, tag: BaseTag, elem: RawDataElement, vr: str, rule: Rule,
           path: tuple[int, ...], mode: str) -> bool:
     """Apply ``rule`` to the raw element ``elem`` of ``ds``; False when the decoded path must."""
-    if vr != elem.VR or (mode and tag in _MODE_TAGS):
+    itag = int(tag)
+    if vr != elem.VR or (mode and itag in _MODE_TAGS):
         return False
     found = raw.decode(elem, vr)
     if found is None:
         return False
     code = rule.code
     if "/" in code:
-        code = resolve_compound(run, code, tag, path)
+        code = resolve_compound(run, code, itag, path)
     if code in ("K", "U*"):  # U* on an element that is not a sequence: kept
         if code == "U*" or rule.collect:
-            collect(run, tag, vr, found)
+            collect(run, itag, vr, found)
         return True
-    result = _HANDLERS.get(code, _remove)(run, tag, vr, found, path)
+    result = _HANDLERS.get(code, _remove)(run, itag, vr, found, path)
     if result is FALLBACK:
         return False
-    collect(run, tag, vr, found)
+    collect(run, itag, vr, found)
     if result is REMOVE:
         del ds[tag]
     elif result is not KEEP:
         assert isinstance(result, bytes)
         ds[tag] = raw.replaced(elem, result)
-    if result is KEEP and code == "C" and vr in TEXT_CLEANABLE and not _timezone(run, tag):
+    if result is KEEP and code == "C" and vr in TEXT_CLEANABLE and not _timezone(run, itag):
         run.pending_text.append((ds, tag, "X", path))
     return True
 

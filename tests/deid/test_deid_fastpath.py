@@ -34,6 +34,7 @@ from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRL
 from gateway.deid import Deidentifier, load_compiled, raw
 from gateway.deid.actions import _values
 from gateway.deid.iod import TableIodTypes
+from gateway.deid.textclean import _contains_word, _residue_pattern
 from gateway.pipeline.stage import StageContext
 from gateway.pseudonyms.interface import InMemoryPseudonymizer
 
@@ -281,3 +282,16 @@ def test_in_memory_datasets_take_the_decoded_path() -> None:
     ctx = deidentify(ds, "research")
     assert isinstance(ds.get_item(0x00100010, keep_deferred=True), DataElement)
     assert PLANTED["patient_id"] in ctx.identifiers
+
+
+_WORDS = st.text(alphabet="abcAB1_ -.é", min_size=3, max_size=6)
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=st.text(alphabet="abcAB1_ -.é\u0130", max_size=40), needles=st.sets(_WORDS, max_size=6))
+def test_residue_pattern_finds_what_the_word_search_finds(text: str, needles: set[str]) -> None:
+    """The compiled residue check of Clean Descriptors agrees with the word-by-word search."""
+    lowered = text.lower()
+    pattern = _residue_pattern(needles)
+    expected = any(_contains_word(lowered, n.lower()) for n in needles)
+    assert (pattern is not None and pattern.search(lowered) is not None) == expected
