@@ -68,6 +68,8 @@ class Run:
     marker_cache: markers.MarkerCache | None = None
     # (tag, VR) of elements known to be kept as read outside rule paths and modes (a cache).
     kept: set[tuple[int, str]] = field(default_factory=set)
+    # Top-level elements of groups 0002 and 0004, which the new file meta replaces.
+    container_tags: list[BaseTag] = field(default_factory=list)
     found: Identifiers = field(default_factory=Identifiers)
     # (dataset, tag, fallback code when the text cannot be cleaned)
     pending_text: list[tuple[Dataset, BaseTag, str, tuple[int, ...]]] = field(default_factory=list)
@@ -195,13 +197,9 @@ def walk(run: Run, ds: Dataset, path: tuple[int, ...], mode: str) -> None:
     kept = run.kept if not (by_path or mode) else None
     private_tags: list[BaseTag] = []
     for tag, elem in list(ds.items()):
-        group = tag >> 16
-        if group & 1:
-            private_tags.append(tag)
-            continue
-        if group == 0x0002 and not path:
-            continue  # file meta in the dataset body: rewritten by markers
         itag = int(tag)  # (a plain int compares and hashes faster than a BaseTag)
+        if _set_aside(run, tag, itag >> 16, path, private_tags):
+            continue
         if kept is not None and (itag, elem.VR) in kept:
             continue
         rule = None if by_path else table.get(itag)
@@ -223,6 +221,19 @@ def walk(run: Run, ds: Dataset, path: tuple[int, ...], mode: str) -> None:
         actions.apply(run, ds, tag, vr, rule, path, mode)
     if private_tags:
         private.process(run, ds, private_tags, path, mode)
+
+
+def _set_aside(run: Run, tag: BaseTag, group: int, path: tuple[int, ...],
+               private_tags: list[BaseTag]) -> bool:
+    """Private elements wait for :func:`private.process`; top-level groups 0002 (file meta in
+    the body: left alone) and 0004 are removed with the new file meta (:mod:`markers`)."""
+    if group & 1:
+        private_tags.append(tag)
+        return True
+    if group in (0x0002, 0x0004) and not path:
+        run.container_tags.append(tag)
+        return group == 0x0002
+    return False
 
 
 def walk_sequence(run: Run, elem: DataElement, path: tuple[int, ...], mode: str) -> None:

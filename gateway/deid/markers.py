@@ -53,8 +53,13 @@ def _code_item(code: MethodCode) -> Dataset:
 def options_applied(run: Run) -> tuple[Option, ...]:
     """The options to declare: the profile's, with Clean Pixel Data only if the pixel stage
     reports that it cleaned this instance's pixels."""
-    opts: list[Option] = [o for o in run.compiled.options if o is not Option.CLEAN_PIXEL_DATA]
-    if run.ctx.notes.get("pixels_cleaned"):
+    return declared(run.compiled, bool(run.ctx.notes.get("pixels_cleaned")))
+
+
+def declared(compiled: CompiledProfile, pixels_cleaned: bool) -> tuple[Option, ...]:
+    """The options of ``compiled`` to declare, in the order of their CID 7050 codes."""
+    opts: list[Option] = [o for o in compiled.options if o is not Option.CLEAN_PIXEL_DATA]
+    if pixels_cleaned:
         opts.append(Option.CLEAN_PIXEL_DATA)
     return tuple(sorted(opts, key=lambda o: OPTION_CODES[o].value))
 
@@ -100,6 +105,7 @@ class MarkerCache:
     def __init__(self, compiled: CompiledProfile) -> None:
         self._compiled = compiled
         self._encoded: dict[tuple[tuple[Option, ...], bool, bool], list[RawDataElement]] = {}
+        self.declared = {cleaned: declared(compiled, cleaned) for cleaned in (False, True)}
 
     def elements(self, applied: tuple[Option, ...], implicit: bool, little: bool
                  ) -> list[RawDataElement]:
@@ -129,9 +135,12 @@ class MarkerCache:
 
 def write_markers(run: Run, ds: Dataset) -> tuple[Option, ...]:
     """Write the de-identification markers; returns the options declared."""
-    applied = options_applied(run)
-    implicit, little = getattr(ds, "original_encoding", (None, None))
     cache = run.marker_cache
+    if cache is not None:
+        applied = cache.declared[bool(run.ctx.notes.get("pixels_cleaned"))]
+    else:
+        applied = options_applied(run)
+    implicit, little = getattr(ds, "original_encoding", (None, None))
     if (run.fast and cache is not None and implicit is not None and little is not None
             and EQUIPMENT not in ds):
         for elem in cache.elements(applied, implicit, little):
@@ -198,7 +207,7 @@ def replace_file_meta(run: Run, ds: Dataset) -> None:
     ds.file_meta = meta if meta is not None else _decoded_meta(run, ds)
     if hasattr(ds, "preamble"):
         ds.preamble = ZERO_PREAMBLE
-    for tag in [t for t in list(ds.keys()) if t >> 16 in (0x0002, 0x0004)]:
+    for tag in [t for t in run.container_tags if t in ds]:
         del ds[tag]
 
 

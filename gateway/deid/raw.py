@@ -82,11 +82,10 @@ def encode(values: list[str], vr: str) -> bytes | None:
     return text.encode("ascii")
 
 
-def replaced(raw: RawDataElement, value: bytes, vr: str | None = None) -> RawDataElement:
-    """``raw`` with a new encoded value (and VR when given)."""
-    if vr is None:
-        return raw._replace(value=value, length=len(value))
-    return raw._replace(value=value, length=len(value), VR=vr)
+def replaced(raw: RawDataElement, value: bytes) -> RawDataElement:
+    """``raw`` with a new encoded value."""
+    return RawDataElement(raw.tag, raw.VR, len(value), value, raw.value_tell,
+                          raw.is_implicit_VR, raw.is_little_endian)
 
 
 def single_value(ds: Dataset, tag: int, vr: str) -> str | None:

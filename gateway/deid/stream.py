@@ -106,10 +106,10 @@ def stream_deferred(ds: Dataset) -> int:
         return 0
     mtime = getattr(ds, "timestamp", None)
     count = 0
-    for tag, elem in list(ds.items()):
+    deferred = [(t, e) for t, e in ds.items() if isinstance(e, RawDataElement) and e.value is None]
+    for tag, elem in deferred:
         if not _deferred(elem):
             continue
-        assert isinstance(elem, RawDataElement)
         streamed = _streamed(ds, elem, FileSlice(path, elem.value_tell, elem.length, mtime))
         if streamed is not None and _in_file(path, elem):
             ds[tag] = streamed
