@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydicom import Dataset
+from pydicom import Dataset, config
 from pydicom.datadict import dictionary_VR
 from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.tag import BaseTag
@@ -106,7 +106,7 @@ class Deidentifier:
 
     def apply(self, ds: Dataset, ctx: StageContext, record: Recorder | None = None) -> DeidResult:
         """De-identify ``ds`` in place; identifying input values are added to ctx.identifiers."""
-        fast = self.fast and record is None
+        fast = self.fast and record is None and _pydicom_defaults()
         run = Run(
             compiled=self.compiled,
             pseudonymizer=self.pseudonymizer,
@@ -129,6 +129,14 @@ class Deidentifier:
         ctx.identifiers.update(run.found.for_verify())
         ctx.versions.append(self.compiled.version)
         return DeidResult(run.patient, applied)
+
+
+def _pydicom_defaults() -> bool:
+    """The fast path mirrors pydicom's decoding with its default settings: dates as strings, and
+    validation that warns rather than raises (an instance pydicom would refuse is refused)."""
+    return (not config.datetime_conversion
+            and config.settings.reading_validation_mode != config.RAISE
+            and config.settings.writing_validation_mode != config.RAISE)
 
 
 def _text(ds: Dataset, tag: int, vr: str, fast: bool) -> str:

@@ -295,3 +295,21 @@ def test_residue_pattern_finds_what_the_word_search_finds(text: str, needles: se
     pattern = _residue_pattern(needles)
     expected = any(_contains_word(lowered, n.lower()) for n in needles)
     assert (pattern is not None and pattern.search(lowered) is not None) == expected
+
+
+def _name_left_decoded(data: bytes) -> bool:
+    ds = pydicom.dcmread(io.BytesIO(data))
+    _engine("research", True).apply(ds, StageContext(job_id="t"))
+    return isinstance(ds.get_item(0x00100010, keep_deferred=True), DataElement)
+
+
+def test_pydicom_settings_the_fast_path_does_not_mirror_turn_it_off(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """With dates decoded as objects, or validation that raises, pydicom decodes every element."""
+    data = encoded(ct(), "el")
+    assert not _name_left_decoded(data)
+    monkeypatch.setattr(pydicom.config, "datetime_conversion", True)
+    assert _name_left_decoded(data)
+    monkeypatch.setattr(pydicom.config, "datetime_conversion", False)
+    monkeypatch.setattr(pydicom.config.settings, "reading_validation_mode", pydicom.config.RAISE)
+    assert _name_left_decoded(data)
