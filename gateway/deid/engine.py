@@ -23,7 +23,7 @@ from pydicom.datadict import dictionary_VR
 from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.tag import BaseTag
 
-from gateway.deid import actions, markers, private, raw, rawactions, stream
+from gateway.deid import actions, markers, private, raw, rawactions, stream, values
 from gateway.deid.compiled import CompiledProfile, Rule
 from gateway.deid.iod import IodTypes, NoIodTypes
 from gateway.deid.knownsafe import SAFE_VRS
@@ -41,6 +41,7 @@ SR_SEQUENCES = frozenset({CONTENT_SEQUENCE, 0x00400555, 0x00400610})  # + Acq. C
 GRAPHIC_SEQUENCES = frozenset({0x00700001, 0x0040B020})
 PATIENT_NAME, PATIENT_ID, ISSUER_OF_PATIENT_ID = 0x00100010, 0x00100020, 0x00100021
 SOP_CLASS_UID = 0x00080016
+SHIFT_CACHE_SIZE = 4096
 
 
 @dataclass
@@ -70,6 +71,8 @@ class Run:
     kept: set[tuple[int, str]] = field(default_factory=set)
     # Top-level elements of groups 0002 and 0004, which the new file meta replaces.
     container_tags: list[BaseTag] = field(default_factory=list)
+    # Shifted dates by (VR, value, offset): the dates of one study repeat (a cache).
+    shifts: dict[tuple[str, str, int], str | None] = field(default_factory=dict)
     found: Identifiers = field(default_factory=Identifiers)
     # (dataset, tag, fallback code when the text cannot be cleaned)
     pending_text: list[tuple[Dataset, BaseTag, str, tuple[int, ...]]] = field(default_factory=list)
@@ -78,6 +81,17 @@ class Run:
     @property
     def date_offset(self) -> int:
         return self.patient.date_offset_days
+
+    def shifted(self, vr: str, value: str) -> str | None:
+        """:func:`values.shift_value` by this patient's offset, remembered."""
+        if vr == "TM":
+            return value  # a whole-day shift leaves a time of day as it is
+        key = (vr, value, self.date_offset)
+        if key not in self.shifts:
+            if len(self.shifts) >= SHIFT_CACHE_SIZE:
+                self.shifts.clear()
+            self.shifts[key] = values.shift_value(vr, value, self.date_offset)
+        return self.shifts[key]
 
 
 class Deidentifier:
@@ -103,6 +117,7 @@ class Deidentifier:
         self.fast = fast
         self.marker_cache = markers.MarkerCache(compiled)
         self._kept: set[tuple[int, str]] = set()
+        self._shifts: dict[tuple[str, str, int], str | None] = {}
 
     def apply(self, ds: Dataset, ctx: StageContext, record: Recorder | None = None) -> DeidResult:
         """De-identify ``ds`` in place; identifying input values are added to ctx.identifiers."""
@@ -119,6 +134,7 @@ class Deidentifier:
             fast=fast,
             marker_cache=self.marker_cache,
             kept=self._kept if fast else set(),
+            shifts=self._shifts,
         )
         walk(run, ds, (), "")
         actions.remove_overlay_groups(run, ds)
@@ -204,11 +220,9 @@ def walk(run: Run, ds: Dataset, path: tuple[int, ...], mode: str) -> None:
     fast = run.fast
     kept = run.kept if not (by_path or mode) else None
     private_tags: list[BaseTag] = []
-    for tag, elem in list(ds.items()):
+    for tag, elem in _not_kept(ds, kept):
         itag = int(tag)  # (a plain int compares and hashes faster than a BaseTag)
         if _set_aside(run, tag, itag >> 16, path, private_tags):
-            continue
-        if kept is not None and (itag, elem.VR) in kept:
             continue
         rule = None if by_path else table.get(itag)
         if elem.VR is None and isinstance(elem, RawDataElement) and elem.value is not None:
@@ -219,7 +233,7 @@ def walk(run: Run, ds: Dataset, path: tuple[int, ...], mode: str) -> None:
         if rule.code == "K" and vr != "SQ" and not (mode or rule.collect):
             if run.record is not None:  # kept as read: not even decoded (pixel data stays on disk)
                 run.record(path, tag, vr, "K", rule.source, ds[tag].value, ds[tag].value)
-            elif kept is not None and elem.VR not in (None, "UN"):
+            elif kept is not None and elem.VR not in (None, "UN") and itag >> 16 not in (2, 4):
                 kept.add((itag, str(elem.VR)))  # the same tag and VR get the same rule
             continue
         if fast and isinstance(elem, RawDataElement) and rawactions.apply(
@@ -229,6 +243,15 @@ def walk(run: Run, ds: Dataset, path: tuple[int, ...], mode: str) -> None:
         actions.apply(run, ds, tag, vr, rule, path, mode)
     if private_tags:
         private.process(run, ds, private_tags, path, mode)
+
+
+def _not_kept(ds: Dataset, kept: set[tuple[int, str]] | None
+              ) -> list[tuple[BaseTag, DataElement | RawDataElement]]:
+    """The elements of ``ds`` (a copy of the list: actions change ``ds``), less those of a
+    (tag, VR) known to be kept as read (public, outside groups 0002 and 0004)."""
+    if kept is None:
+        return list(ds.items())
+    return [(t, e) for t, e in ds.items() if (int(t), e.VR) not in kept]
 
 
 def _set_aside(run: Run, tag: BaseTag, group: int, path: tuple[int, ...],

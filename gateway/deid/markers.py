@@ -157,7 +157,7 @@ def _transfer_syntax(ds: Dataset) -> UID:
     meta = getattr(ds, "file_meta", None)
     ts = meta.get("TransferSyntaxUID") if meta is not None else None
     if ts:
-        return UID(str(ts))
+        return ts if isinstance(ts, UID) else UID(str(ts))
     implicit, little = getattr(ds, "original_encoding", (False, True))
     if implicit:
         return ImplicitVRLittleEndian
@@ -198,7 +198,11 @@ def _fast_meta(ds: Dataset) -> FileMetaDataset | None:
     ]
     if any(e is None for e in elements):
         return None
-    return FileMetaDataset({e.tag: e for e in elements if e is not None})
+    meta = FileMetaDataset({e.tag: e for e in elements if e is not None})
+    # As read from a file: pydicom then writes the raw elements as they are, instead of
+    # decoding them all to write them in an encoding that it could not know they are in.
+    meta.set_original_encoding(False, True, "iso8859")
+    return meta
 
 
 def replace_file_meta(run: Run, ds: Dataset) -> None:

@@ -73,7 +73,7 @@ def apply(run: Run, ds: Dataset, tag: BaseTag, elem: RawDataElement, vr: str, ru
     collect(run, itag, vr, found)
     if result is REMOVE:
         del ds[tag]
-    elif result is not KEEP:
+    elif result is not KEEP and result != elem.value:  # (the same bytes: nothing to replace)
         assert isinstance(result, bytes)
         ds[tag] = raw.replaced(elem, result)
     if result is KEEP and code == "C" and vr in TEXT_CLEANABLE and not _timezone(run, itag):
@@ -159,7 +159,7 @@ def _uid(run: Run, tag: int, vr: str, found: list[str], path: tuple[int, ...]) -
 def _shift(run: Run, vr: str, found: list[str]) -> Result:
     new = []
     for v in found:
-        shifted = values.shift_value(vr, v, run.date_offset)
+        shifted = run.shifted(vr, v)
         if shifted is None:
             return b""  # not a date: nothing trustworthy to keep
         new.append(shifted)
@@ -225,5 +225,6 @@ def clean_text(run: Run, cleaner: TextCleaner, ds: Dataset, tag: BaseTag, fallba
     data = raw.encode(new, vr)
     if data is None:
         return False
-    ds[tag] = raw.replaced(elem, data)
+    if data != elem.value:  # (text with nothing to clean keeps its bytes)
+        ds[tag] = raw.replaced(elem, data)
     return True

@@ -43,6 +43,7 @@ _GENERIC = [
 # Telephone numbers and long numeric identifiers: at least seven digits with separators.
 _PHONE = re.compile(r"\+?\(?\d[\d\s().\-/]{5,}\d")
 _GENERIC_RE = re.compile("|".join(f"(?:{p})" for p in _GENERIC), re.IGNORECASE)
+_DIGIT_OR_AT = re.compile(r"[\d@]")
 _SPLIT_PN = re.compile(r"[\^=,\s]+")
 _SPLIT_ADDRESS = re.compile(r"[\^,;\n\r]+")
 
@@ -155,8 +156,9 @@ class TextCleaner:
                 text = text.replace(uid, REDACTED)
         if self._specific is not None:
             text = self._specific.sub(REDACTED, text)
-        text = _GENERIC_RE.sub(REDACTED, text)
-        text = _PHONE.sub(_phone_or_keep, text)
+        if _DIGIT_OR_AT.search(text):  # every generic pattern needs a digit or an "@"
+            text = _GENERIC_RE.sub(REDACTED, text)
+            text = _PHONE.sub(_phone_or_keep, text)
         lowered = text.lower()
         if self._residue is not None and self._residue.search(lowered):
             return None

@@ -12,9 +12,12 @@ it measures files per second of:
 4. dicognito, installed into its own virtual environment (``var/bench-venv``, created on first
    use with ``pip install dicognito``), read + anonymize + write, run in the same session.
 
-Each figure is given in files per second of wall time and of CPU time (user + system of the
-process), the latter being steadier on a shared machine. Every input file is read once before
-the first measurement, so that no measurement pays for filling the page cache.
+The four take turns on ten files at a time, in an order that rotates from turn to turn, so
+that each sees the same load on a shared machine and none always comes first; each figure is
+given in files per second of wall time and of CPU time (user + system of its process), the
+latter being steadier on a shared machine. Every input file is read once before the first
+measurement, so that none pays for filling the page cache, and warm-up outputs go to files that
+the measured loop does not overwrite.
 It prints the figures and the ratios (targets: engine >= 2x dicognito and >= 0.8x the
 floor) and, with ``--write-docs``, records them in ``docs/performance.md`` under the heading
 ``## De-identification engine``.
@@ -36,6 +39,7 @@ import textwrap
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 import pydicom
@@ -133,23 +137,72 @@ def generate(folder: Path, n: int) -> list[Path]:
 
 
 Rate = tuple[float, float]  # files per second of wall time, of CPU time
+Seconds = tuple[float, float]  # wall time, CPU time
+CHUNK = 10  # files per turn
 
 
-def timed(label: str, paths: list[Path], out: Path, work: Callable[[Path, Path], None]) -> Rate:
-    shutil.rmtree(out, ignore_errors=True)
-    out.mkdir(parents=True)
-    for p in paths[:20]:  # warm-up: imports, caches, page cache
-        work(p, out / p.name)
-    start, cpu = time.perf_counter(), time.process_time()
-    for p in paths:
-        work(p, out / p.name)
-    rate = (len(paths) / (time.perf_counter() - start), len(paths) / (time.process_time() - cpu))
-    show(label, rate)
-    return rate
+class Variant(Protocol):
+    name: str
+
+    def run(self, paths: list[Path], out: Path) -> Seconds:
+        """Process ``paths`` into ``out``; the wall and CPU seconds it took."""
+        ...
 
 
-def show(label: str, rate: Rate) -> None:
-    print(f"{label:<44} {rate[0]:8.1f} files/s  ({rate[1]:6.1f} per CPU-second)", flush=True)
+class InProcess:
+    """One read-process-write function of this process."""
+
+    def __init__(self, name: str, work: Callable[[Path, Path], None]) -> None:
+        self.name, self.work = name, work
+
+    def run(self, paths: list[Path], out: Path) -> Seconds:
+        start, cpu = time.perf_counter(), time.process_time()
+        for p in paths:
+            self.work(p, out / p.name)
+        return time.perf_counter() - start, time.process_time() - cpu
+
+
+class Dicognito:
+    """dicognito in its own environment, one process fed file lists on its standard input (its
+    imports and warm-up are not timed; its CPU time is its own process's)."""
+
+    name = "dicognito"
+
+    def __init__(self) -> None:
+        self.proc = subprocess.Popen([str(ensure_dicognito()), "-c", DICOGNITO],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+
+    def run(self, paths: list[Path], out: Path) -> Seconds:
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.write(" ".join([str(out), *(str(p) for p in paths)]) + "\n")
+        self.proc.stdin.flush()
+        wall, cpu = (float(x) for x in self.proc.stdout.readline().split())
+        return wall, cpu
+
+    def close(self) -> None:
+        if self.proc.stdin is not None:
+            self.proc.stdin.close()
+        self.proc.wait(timeout=60)
+
+
+def measure(paths: list[Path], work_dir: Path, variants: list[Variant]) -> dict[str, Rate]:
+    """The variants take turns on chunks of ``CHUNK`` files, in an order that rotates from turn
+    to turn, so that every variant sees the same load on a shared machine and none always comes
+    first (whatever runs first after a pause runs slower). Each first processes 20 files into
+    a warm-up folder. Rates are files over the total time of each variant."""
+    total: dict[str, list[float]] = {}
+    for v in variants:
+        (work_dir / v.name / "warm-up").mkdir(parents=True, exist_ok=True)
+        v.run(paths[:20], work_dir / v.name / "warm-up")
+        total[v.name] = [0.0, 0.0]
+    for turn, start in enumerate(range(0, len(paths), CHUNK)):
+        k = turn % len(variants)
+        for v in variants[k:] + variants[:k]:
+            wall, cpu = v.run(paths[start:start + CHUNK], work_dir / v.name)
+            total[v.name][0] += wall
+            total[v.name][1] += cpu
+    shutil.rmtree(work_dir, ignore_errors=True)
+    return {name: (len(paths) / t[0], len(paths) / t[1]) for name, t in total.items()}
 
 
 def floor(src: Path, dst: Path) -> None:
@@ -175,19 +228,15 @@ DICOGNITO = textwrap.dedent(
     """
     import sys, time, pathlib, pydicom
     from dicognito.anonymizer import Anonymizer
-    paths = sorted(pathlib.Path(sys.argv[1]).glob("*.dcm"))
-    out = pathlib.Path(sys.argv[2]); out.mkdir(parents=True, exist_ok=True)
     anonymizer = Anonymizer(seed="bench")
-    def work(p):
-        ds = pydicom.dcmread(p)
-        anonymizer.anonymize(ds)
-        ds.save_as(out / p.name)
-    for p in paths[:20]:
-        work(p)
-    start, cpu = time.perf_counter(), time.process_time()
-    for p in paths:
-        work(p)
-    print(len(paths) / (time.perf_counter() - start), len(paths) / (time.process_time() - cpu))
+    for line in sys.stdin:
+        out, *paths = line.split()
+        start, cpu = time.perf_counter(), time.process_time()
+        for p in paths:
+            ds = pydicom.dcmread(p)
+            anonymizer.anonymize(ds)
+            ds.save_as(pathlib.Path(out) / pathlib.Path(p).name)
+        print(time.perf_counter() - start, time.process_time() - cpu, flush=True)
     """
 )
 
@@ -202,16 +251,10 @@ def ensure_dicognito() -> Path:
     return python
 
 
-def run_dicognito(folder: Path, out: Path) -> tuple[Rate, str]:
+def dicognito_version() -> str:
     python = ensure_dicognito()
-    version = subprocess.run([str(python), "-c", "import dicognito; print(dicognito.__version__)"],
-                             capture_output=True, text=True).stdout.strip()
-    shutil.rmtree(out, ignore_errors=True)
-    res = subprocess.run([str(python), "-c", DICOGNITO, str(folder), str(out)],
-                         capture_output=True, text=True, check=True)
-    wall, cpu = (float(x) for x in res.stdout.strip().splitlines()[-1].split())
-    show("dicognito " + version, (wall, cpu))
-    return (wall, cpu), version
+    return subprocess.run([str(python), "-c", "import dicognito; print(dicognito.__version__)"],
+                          capture_output=True, text=True).stdout.strip()
 
 
 def write_docs(section: str) -> None:
@@ -232,67 +275,91 @@ def warm_page_cache(paths: list[Path]) -> None:
         p.read_bytes()
 
 
+LABELS = {
+    "floor": "pydicom read + write (the floor)",
+    "engine": "engine, `research`, `save_as`",
+    "writer": "engine, `research`, `write_instance`",
+    "dicognito": "dicognito",
+}
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("-n", type=int, default=1000)
     ap.add_argument("--write-docs", action="store_true")
-    ap.add_argument("--profile-engine", action="store_true", help="cProfile the engine run")
+    ap.add_argument("--profile-engine", action="store_true", help="cProfile the engine runs")
     ap.add_argument("--work", type=Path, default=REPO / "var" / "bench-deid")
     args = ap.parse_args()
     paths = generate(args.work / "in", args.n)
     warm_page_cache(paths)
-    print(f"{len(paths)} CT instances 512x512, {paths[0].stat().st_size // 1024} KiB each; "
-          f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
-    rate_floor = timed("pydicom read+write (floor)", paths, args.work / "floor", floor)
-    work = make_engine_work()
-    if args.profile_engine:
-        prof = cProfile.Profile()
-        prof.enable()
-    rate_engine = timed("deid-gateway research, save_as", paths, args.work / "engine", work)
-    if args.profile_engine:
-        prof.disable()
+    version = dicognito_version()
+    load = os.getloadavg()[0]
+    print(f"{len(paths)} CT instances 512x512, {paths[0].stat().st_size // 1024} KiB each, "
+          f"turns of {CHUNK}; load average {load:.1f} on {os.cpu_count()} CPUs", flush=True)
+    engine_work = make_engine_work()
+    prof = cProfile.Profile() if args.profile_engine else None
+    if prof is not None:
+        engine_work = _profiled(engine_work, prof)
+    dicognito = Dicognito()
+    variants: list[Variant] = [
+        InProcess("floor", floor),
+        InProcess("engine", engine_work),
+        InProcess("writer", make_engine_work(writer=True)),
+        dicognito,
+    ]
+    try:
+        rates = measure(paths, args.work / "out", variants)
+    finally:
+        dicognito.close()
+    if prof is not None:
         pstats.Stats(prof).sort_stats("cumulative").print_stats(25)
-    rate_writer = timed("deid-gateway research, write_instance", paths, args.work / "writer",
-                        make_engine_work(writer=True))
-    rate_dicognito, version = run_dicognito(args.work / "in", args.work / "dicognito")
-    for label, rate in (("save_as", rate_engine), ("write_instance", rate_writer)):
-        for i, kind in enumerate(("wall", "CPU")):
-            print(f"engine ({label}, {kind}) / dicognito = {rate[i] / rate_dicognito[i]:.2f} "
-                  f"(target >= 2.0), / floor = {rate[i] / rate_floor[i]:.2f} (target >= 0.8)")
+    for name, rate in rates.items():
+        label = LABELS[name] + (f" {version}" if name == "dicognito" else "")
+        print(f"{label:<44} {rate[0]:8.1f} files/s  ({rate[1]:6.1f} per CPU-second)  / floor "
+              f"{ratio(rates, name, 'floor')}  / dicognito {ratio(rates, name, 'dicognito')}")
+    print("targets: engine / dicognito >= 2.0, engine / floor >= 0.8")
     if args.write_docs:
-        write_docs(section(len(paths), rate_floor, rate_engine, rate_writer, rate_dicognito,
-                           version))
-    for name in ("floor", "engine", "writer", "dicognito"):
-        shutil.rmtree(args.work / name, ignore_errors=True)
+        write_docs(section(len(paths), load, rates, version))
     return 0
 
 
-def section(n: int, floor_rate: Rate, engine: Rate, writer: Rate, dicognito: Rate,
-            version: str) -> str:
+def ratio(rates: dict[str, Rate], name: str, base: str) -> str:
+    """``wall (CPU)`` ratios of ``name``'s rates to ``base``'s."""
+    return (f"{rates[name][0] / rates[base][0]:.2f} "
+            f"(CPU {rates[name][1] / rates[base][1]:.2f})")
+
+
+def _profiled(work: Callable[[Path, Path], None], prof: cProfile.Profile
+              ) -> Callable[[Path, Path], None]:
+    def profiled(src: Path, dst: Path) -> None:
+        prof.enable()
+        try:
+            work(src, dst)
+        finally:
+            prof.disable()
+
+    return profiled
+
+
+def section(n: int, load: float, rates: dict[str, Rate], version: str) -> str:
     """The ``## De-identification engine`` section of ``docs/performance.md`` for one run."""
-
-    def row(what: str, rate: Rate) -> str:
-        ratios = " | ".join(
-            f"{rate[i] / floor_rate[i]:.2f} | {rate[i] / dicognito[i]:.2f}" for i in (0, 1)
-        )
-        return f"| {what} | {rate[0]:.1f} | {rate[1]:.1f} | {ratios} |"
-
+    rows = []
+    for name, rate in rates.items():
+        label = LABELS[name] + (f" {version}" if name == "dicognito" else "")
+        cells = [f"{rate[i] / rates[b][i]:.2f}" for b in ("floor", "dicognito") for i in (0, 1)]
+        rows.append(f"| {label} | {rate[0]:.1f} | {rate[1]:.1f} | " + " | ".join(cells) + " |")
     return "\n".join([
         HEADING,
         "",
-        f"One run of `tests/bench/bench_deid.py` on {n} uncompressed 512x512 CT instances, on "
-        f"{platform.machine()} with {os.cpu_count()} CPUs (load average "
-        f"{os.getloadavg()[0]:.1f}), Python {platform.python_version()}, pydicom "
-        f"{pydicom.__version__}, dicognito {version}. Rates in files/s of wall time and per "
-        "CPU-second; ratios to the floor and to dicognito, wall then CPU.",
+        f"One run of `tests/bench/bench_deid.py` on {n} uncompressed 512x512 CT instances (the "
+        f"variants taking turns on {CHUNK} files at a time), on {platform.machine()} with "
+        f"{os.cpu_count()} CPUs (load average {load:.1f}), Python {platform.python_version()}, "
+        f"pydicom {pydicom.__version__}. Files/s of wall time and per CPU-second.",
         "",
-        "| what | files/s | per CPU-s | / floor | / dicognito | / floor (CPU) | "
+        "| what | files/s | per CPU-s | / floor | / floor (CPU) | / dicognito | "
         "/ dicognito (CPU) |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
-        row("pydicom read + write (the floor)", floor_rate),
-        row("engine, `research`, `save_as`", engine),
-        row("engine, `research`, `write_instance`", writer),
-        row(f"dicognito {version}", dicognito),
+        *rows,
         "",
     ])
 
