@@ -37,7 +37,7 @@ SequenceKey = tuple[bytes, bool, bool, str]
 SEQUENCE_CACHE_BYTES = 8192  # undecoded sequences up to this size are remembered
 
 
-class MatcherCache:
+class VerifyCache:
     """What verify may reuse from one instance to the next: compiled patterns of recent
     identifier sets (the instances of one study share names and IDs; the UIDs and dates of each
     instance are not compiled, see :class:`Matcher`), and the text values found in recent small
@@ -83,7 +83,7 @@ class Matcher:
     compiling them into the pattern would cost more than the whole search.
     """
 
-    def __init__(self, identifiers: Iterable[str], cache: MatcherCache | None = None) -> None:
+    def __init__(self, identifiers: Iterable[str], cache: VerifyCache | None = None) -> None:
         values = {v.strip() for v in identifiers if len(v.strip()) >= MIN_LENGTH}
         self.numeric = sorted(v for v in values if _NUMERIC.fullmatch(v))
         words = frozenset(values.difference(self.numeric))
@@ -149,7 +149,7 @@ def _raw_text(elem: DataElement | RawDataElement | None) -> str | None:
     return value.decode("ascii")
 
 
-def _walk(ds: Dataset, prefix: str, charset: str, cache: MatcherCache | None
+def _walk(ds: Dataset, prefix: str, charset: str, cache: VerifyCache | None
           ) -> Iterator[tuple[str, list[str]]]:
     """The path and text values of every string element of ``ds``, at every depth; ``charset``
     is the Specific Character Set in force (an item inherits its parent's, PS3.5 7.5.3)."""
@@ -174,7 +174,7 @@ def _walk(ds: Dataset, prefix: str, charset: str, cache: MatcherCache | None
             yield path + suffix, texts
 
 
-def _element(ds: Dataset, tag: BaseTag, charset: str, cache: MatcherCache | None
+def _element(ds: Dataset, tag: BaseTag, charset: str, cache: VerifyCache | None
              ) -> Iterator[tuple[str, list[str]]]:
     """The text values of one element decoded, relative to its path."""
     elem = ds[tag]
@@ -192,7 +192,7 @@ def _sequence_key(elem: DataElement | RawDataElement | None, charset: str) -> Se
     return None
 
 
-def find_leaks(ds: Dataset, identifiers: Iterable[str], cache: MatcherCache | None = None
+def find_leaks(ds: Dataset, identifiers: Iterable[str], cache: VerifyCache | None = None
                ) -> list[Leak]:
     """Every place in ``ds`` (file meta included) where an identifying value occurs."""
     matcher = Matcher(identifiers, cache)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydicom import Dataset
 
 from gateway.pipeline.stage import Outcome, Stage, StageContext, StageServices
-from gateway.verify.leaks import MatcherCache, find_leaks
+from gateway.verify.leaks import VerifyCache, find_leaks
 
 MAX_PATHS = 5
 
@@ -16,7 +16,7 @@ class VerifyStage:
     name = "verify"
 
     def __init__(self) -> None:
-        self.patterns = MatcherCache()
+        self.patterns = VerifyCache()
 
     def __call__(self, ds: Dataset, ctx: StageContext) -> Outcome:
         leaks = find_leaks(ds, ctx.identifiers, self.patterns)

@@ -24,7 +24,7 @@ from gateway.deid.iod import TableIodTypes
 from gateway.pipeline.stage import StageContext
 from gateway.pseudonyms.interface import InMemoryPseudonymizer
 from gateway.verify import find_leaks
-from gateway.verify.leaks import Matcher, MatcherCache
+from gateway.verify.leaks import Matcher, VerifyCache
 
 
 @functools.cache
@@ -50,7 +50,7 @@ def _decoded(ds: Dataset) -> Dataset:
     return ds
 
 
-CACHE = MatcherCache()  # shared by every check of the undecoded reads, as the stage shares it
+CACHE = VerifyCache()  # shared by every check of the undecoded reads, as the stage shares it
 
 
 def _leaks_both_ways(data: bytes, identifiers: set[str]) -> tuple[list[str], list[str]]:
@@ -120,7 +120,7 @@ _CHARS = "0123456789.aZé -^"
 def test_split_matcher_finds_what_one_pattern_finds(text: str, identifiers: set[str]) -> None:
     """Numeric identifiers searched as substrings and the rest as a cached pattern match exactly
     where one pattern of all of them would."""
-    matcher = Matcher(identifiers, MatcherCache())
+    matcher = Matcher(identifiers, VerifyCache())
     pattern = _one_pattern(identifiers)
     expected = pattern is not None and pattern.search(text) is not None
     assert bool(matcher) == (pattern is not None)
@@ -134,7 +134,7 @@ def test_remembered_sequences_are_searched_for_each_instances_identifiers() -> N
     ds.ReferencedPatientSequence = [Dataset()]
     ds.ReferencedPatientSequence[0].PatientName = "Zebulon^Q"
     data = encoded(ds, "el")
-    cache = MatcherCache()
+    cache = VerifyCache()
     assert find_leaks(pydicom.dcmread(io.BytesIO(data)), {"Nobody"}, cache) == []
     again = pydicom.dcmread(io.BytesIO(data))
     assert "(0008,1120)[0]>(0010,0010)" in [p.path for p in find_leaks(again, {"Zebulon"}, cache)]
