@@ -16,10 +16,12 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from pydicom import Dataset
+from pydicom.dataelem import RawDataElement
 from pydicom.tag import BaseTag
 
-from gateway.deid import actions
+from gateway.deid import actions, raw, rawactions
 from gateway.deid.compiled import Rule
+from gateway.deid.knownsafe import DATE_VRS
 from gateway.deid.options import Option
 
 if TYPE_CHECKING:
@@ -74,15 +76,25 @@ def _as_list(value: object) -> list[int]:
     return []
 
 
-def _creators(ds: Dataset, tags: list[BaseTag]) -> dict[tuple[int, int], str]:
+def _creators(ds: Dataset, tags: list[BaseTag], fast: bool) -> dict[tuple[int, int], str]:
     out = {}
     for tag in tags:
         if 0x10 <= tag.element <= 0xFF:
-            value = ds[tag].value
-            if isinstance(value, bytes):
-                value = value.decode("latin-1")
-            out[(tag.group, tag.element)] = str(value or "").strip()
+            out[(tag.group, tag.element)] = _creator(ds, tag, fast)
     return out
+
+
+def _creator(ds: Dataset, tag: BaseTag, fast: bool) -> str:
+    """The private creator of a block (PS3.5 7.8.1), read from its bytes on the fast path."""
+    elem = ds.get_item(tag, keep_deferred=True)
+    if fast and isinstance(elem, RawDataElement) and elem.VR == "LO":
+        found = raw.decode(elem, "LO")
+        if found is not None and len(found) <= 1:
+            return found[0].strip() if found else ""
+    value = ds[tag].value
+    if isinstance(value, bytes):
+        value = value.decode("latin-1")
+    return str(value or "").strip()
 
 
 def rule_for_private(run: Run, key: tuple[int, str, int], decl: dict[tuple[int, str], BlockInfo]
@@ -107,7 +119,7 @@ def rule_for_private(run: Run, key: tuple[int, str, int], decl: dict[tuple[int, 
 
 def process(run: Run, ds: Dataset, tags: list[BaseTag], path: tuple[int, ...], mode: str) -> None:
     """Apply the private rules to the private elements ``tags`` of ``ds``."""
-    creators = _creators(ds, tags)
+    creators = _creators(ds, tags, run.fast)
     decl = _declarations(ds)
     kept_blocks: set[tuple[int, int]] = set()
     for tag in tags:
@@ -118,10 +130,7 @@ def process(run: Run, ds: Dataset, tags: list[BaseTag], path: tuple[int, ...], m
         rule = _ORPHAN if creator is None else rule_for_private(
             run, (tag.group, creator, element & 0xFF), decl
         )
-        vr = str(ds[tag].VR)
-        if rule.code == "K" and vr in ("DA", "DT", "TM"):
-            rule = _dated(run, rule)
-        actions.apply(run, ds, tag, vr, rule, path, mode)
+        _apply(run, ds, tag, rule, path, mode)
         if tag in ds:
             kept_blocks.add((tag.group, element >> 8))
     for (group, block), _creator in creators.items():
@@ -129,6 +138,27 @@ def process(run: Run, ds: Dataset, tags: list[BaseTag], path: tuple[int, ...], m
             del ds[BaseTag((group << 16) | block)]
     if not path:
         _prune_declarations(ds, {(g, c) for (g, b), c in creators.items() if (g, b) in kept_blocks})
+
+
+def _apply(run: Run, ds: Dataset, tag: BaseTag, rule: Rule, path: tuple[int, ...],
+           mode: str) -> None:
+    """Apply ``rule`` to one private element; on the fast path an element whose VR was read
+    (explicit VR) is kept or removed without being decoded."""
+    elem = ds.get_item(tag, keep_deferred=True)
+    undecoded = run.fast and isinstance(elem, RawDataElement) and elem.VR not in (None, "UN")
+    vr = str(elem.VR) if undecoded else str(ds[tag].VR)
+    if rule.code == "K" and vr in DATE_VRS:
+        rule = _dated(run, rule)
+    if undecoded and vr != "SQ":
+        assert isinstance(elem, RawDataElement)
+        if rule.code == "K" and not rule.collect:
+            return  # kept as read
+        if rule.code == "X" and vr not in raw.STRING_VRS and not 0x6000 <= tag.group <= 0x601E:
+            del ds[tag]  # binary: nothing to collect from it (overlay groups: decoded path)
+            return
+        if rawactions.apply(run, ds, tag, elem, vr, rule, path, mode):
+            return
+    actions.apply(run, ds, tag, vr, rule, path, mode)
 
 
 def _dated(run: Run, rule: Rule) -> Rule:

@@ -15,6 +15,8 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+Pattern = re.Pattern[str]
+
 REDACTED = "***"
 MIN_TOKEN = 2  # shortest name component removed from free text (word-bounded)
 MIN_IDENTIFIER = 3  # shortest value handed to the verify stage
@@ -41,6 +43,7 @@ _GENERIC = [
 # Telephone numbers and long numeric identifiers: at least seven digits with separators.
 _PHONE = re.compile(r"\+?\(?\d[\d\s().\-/]{5,}\d")
 _GENERIC_RE = re.compile("|".join(f"(?:{p})" for p in _GENERIC), re.IGNORECASE)
+_DIGIT_OR_AT = re.compile(r"[\d@]")
 _SPLIT_PN = re.compile(r"[\^=,\s]+")
 _SPLIT_ADDRESS = re.compile(r"[\^,;\n\r]+")
 
@@ -96,35 +99,52 @@ def _literal(values: Iterable[str]) -> list[str]:
 
 class PatternCache:
     """Compiled patterns of recent identifier sets: the instances of one patient and study share
-    names, IDs and dates, so the pattern is compiled once for all of them."""
+    names, IDs and dates, so the patterns are compiled once for all of them."""
 
     def __init__(self, size: int = 256) -> None:
         self._size = size
-        self._patterns: dict[frozenset[str], re.Pattern[str] | None] = {}
+        self._patterns: dict[frozenset[str], tuple[Pattern | None, Pattern | None]] = {}
 
-    def pattern(self, found: Identifiers) -> re.Pattern[str] | None:
+    def pattern(self, found: Identifiers) -> Pattern | None:
+        """What :class:`TextCleaner` removes: the instance's names, IDs and dates."""
+        return self.patterns(found)[0]
+
+    def patterns(self, found: Identifiers) -> tuple[Pattern | None, Pattern | None]:
+        """The pattern to remove and the pattern of what must not remain (UIDs apart)."""
         key = frozenset(found.names | found.ids | found.dates) | frozenset(
             "\x00" + t for t in found.name_tokens
         )
-        if key in self._patterns:
-            return self._patterns[key]
+        cached = self._patterns.get(key)
+        if cached is not None:
+            return cached
         literals = _literal(found.names | found.ids | _date_forms(found.dates))
         words = _literal(found.name_tokens)
         parts = [*literals, *(rf"\b{w}\b" for w in words)]
-        pattern = re.compile("|".join(parts), re.IGNORECASE) if parts else None
+        specific = re.compile("|".join(parts), re.IGNORECASE) if parts else None
+        compiled = (specific, _residue_pattern(found.for_verify() - found.uids))
         if len(self._patterns) >= self._size:
             self._patterns.pop(next(iter(self._patterns)))
-        self._patterns[key] = pattern
-        return pattern
+        self._patterns[key] = compiled
+        return compiled
+
+
+def _residue_pattern(values: Iterable[str]) -> Pattern | None:
+    """Any of ``values`` (lowered) as a whole word: not next to a letter or digit, which is
+    ``str.isalnum`` (``[^\\W_]``), the test of :func:`_contains_word`."""
+    needles = sorted({v.lower() for v in values}, key=len, reverse=True)
+    if not needles:
+        return None
+    body = "|".join(re.escape(n) for n in needles)
+    return re.compile(rf"(?<![^\W_])(?:{body})(?![^\W_])")
 
 
 class TextCleaner:
     """Removes the identifying values of one instance from free text."""
 
     def __init__(self, found: Identifiers, cache: PatternCache | None = None) -> None:
-        self._specific = (cache or PatternCache(1)).pattern(found)
+        self._specific, self._residue = (cache or PatternCache(1)).patterns(found)
         self._uids = sorted(found.uids, key=len, reverse=True)  # unique per instance: no regex
-        self._residue = [v.lower() for v in found.for_verify()]
+        self._uid_residue = [u.lower() for u in found.uids if len(u) >= MIN_IDENTIFIER]
 
     def clean(self, value: object) -> str | None:
         """The cleaned text, or ``None`` when it cannot be cleaned safely (then it is removed)."""
@@ -136,10 +156,13 @@ class TextCleaner:
                 text = text.replace(uid, REDACTED)
         if self._specific is not None:
             text = self._specific.sub(REDACTED, text)
-        text = _GENERIC_RE.sub(REDACTED, text)
-        text = _PHONE.sub(_phone_or_keep, text)
+        if _DIGIT_OR_AT.search(text):  # every generic pattern needs a digit or an "@"
+            text = _GENERIC_RE.sub(REDACTED, text)
+            text = _PHONE.sub(_phone_or_keep, text)
         lowered = text.lower()
-        if any(_contains_word(lowered, r) for r in self._residue):
+        if self._residue is not None and self._residue.search(lowered):
+            return None
+        if any(_contains_word(lowered, u) for u in self._uid_residue):
             return None
         return text
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydicom import Dataset
 
 from gateway.pipeline.stage import Outcome, Stage, StageContext, StageServices
-from gateway.verify.leaks import find_leaks
+from gateway.verify.leaks import VerifyCache, find_leaks
 
 MAX_PATHS = 5
 
@@ -15,8 +15,11 @@ class VerifyStage:
 
     name = "verify"
 
+    def __init__(self) -> None:
+        self.patterns = VerifyCache()
+
     def __call__(self, ds: Dataset, ctx: StageContext) -> Outcome:
-        leaks = find_leaks(ds, ctx.identifiers)
+        leaks = find_leaks(ds, ctx.identifiers, self.patterns)
         if not leaks:
             return Outcome.proceed()
         paths = ", ".join(leak.path for leak in leaks[:MAX_PATHS])

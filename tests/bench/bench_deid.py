@@ -5,11 +5,20 @@ On N (default 1,000) uncompressed 512x512 CT instances generated in code, in one
 it measures files per second of:
 
 1. the floor: pydicom read + write, nothing else;
-2. this engine with the ``research`` profile: read (pixel data deferred) + de-identify + write;
-3. dicognito, installed into its own virtual environment (``var/bench-venv``, created on first
+2. this engine with the ``research`` profile: read (values above ``DEFER_SIZE`` deferred) +
+   de-identify + write with pydicom's ``save_as``;
+3. the same, written with ``gateway.deid.writer.write_instance`` (same bytes), as the offline
+   ``anonymize`` command writes;
+4. dicognito, installed into its own virtual environment (``var/bench-venv``, created on first
    use with ``pip install dicognito``), read + anonymize + write, run in the same session.
 
-It prints the three figures and the ratios (targets: engine >= 2x dicognito and >= 0.8x the
+The four take turns on ten files at a time, in an order that rotates from turn to turn, so
+that each sees the same load on a shared machine and none always comes first; each figure is
+given in files per second of wall time and of CPU time (user + system of its process), the
+latter being steadier on a shared machine. Every input file is read once before the first
+measurement, so that none pays for filling the page cache, and warm-up outputs go to files that
+the measured loop does not overwrite.
+It prints the figures and the ratios (targets: engine >= 2x dicognito and >= 0.8x the
 floor) and, with ``--write-docs``, records them in ``docs/performance.md`` under the heading
 ``## De-identification engine``.
 
@@ -30,6 +39,7 @@ import textwrap
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 import pydicom
@@ -42,6 +52,7 @@ sys.path.insert(0, str(REPO))
 from gateway.deid import Deidentifier, load_compiled  # noqa: E402
 from gateway.deid.iod import TableIodTypes  # noqa: E402
 from gateway.deid.offline import DEFER_SIZE  # noqa: E402
+from gateway.deid.writer import write_instance  # noqa: E402
 from gateway.pipeline.stage import StageContext  # noqa: E402
 from gateway.pseudonyms.interface import InMemoryPseudonymizer  # noqa: E402
 
@@ -125,31 +136,90 @@ def generate(folder: Path, n: int) -> list[Path]:
     return paths
 
 
-def timed(label: str, paths: list[Path], out: Path, work: Callable[[Path, Path], None]) -> float:
-    shutil.rmtree(out, ignore_errors=True)
-    out.mkdir(parents=True)
-    for p in paths[:20]:  # warm-up: imports, caches, page cache
-        work(p, out / p.name)
-    start = time.perf_counter()
-    for p in paths:
-        work(p, out / p.name)
-    rate = len(paths) / (time.perf_counter() - start)
-    print(f"{label:<34} {rate:8.1f} files/s", flush=True)
-    return rate
+Rate = tuple[float, float]  # files per second of wall time, of CPU time
+Seconds = tuple[float, float]  # wall time, CPU time
+CHUNK = 10  # files per turn
+
+
+class Variant(Protocol):
+    name: str
+
+    def run(self, paths: list[Path], out: Path) -> Seconds:
+        """Process ``paths`` into ``out``; the wall and CPU seconds it took."""
+        ...
+
+
+class InProcess:
+    """One read-process-write function of this process."""
+
+    def __init__(self, name: str, work: Callable[[Path, Path], None]) -> None:
+        self.name, self.work = name, work
+
+    def run(self, paths: list[Path], out: Path) -> Seconds:
+        start, cpu = time.perf_counter(), time.process_time()
+        for p in paths:
+            self.work(p, out / p.name)
+        return time.perf_counter() - start, time.process_time() - cpu
+
+
+class Dicognito:
+    """dicognito in its own environment, one process fed file lists on its standard input (its
+    imports and warm-up are not timed; its CPU time is its own process's)."""
+
+    name = "dicognito"
+
+    def __init__(self) -> None:
+        self.proc = subprocess.Popen([str(ensure_dicognito()), "-c", DICOGNITO],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+
+    def run(self, paths: list[Path], out: Path) -> Seconds:
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.write(" ".join([str(out), *(str(p) for p in paths)]) + "\n")
+        self.proc.stdin.flush()
+        wall, cpu = (float(x) for x in self.proc.stdout.readline().split())
+        return wall, cpu
+
+    def close(self) -> None:
+        if self.proc.stdin is not None:
+            self.proc.stdin.close()
+        self.proc.wait(timeout=60)
+
+
+def measure(paths: list[Path], work_dir: Path, variants: list[Variant]) -> dict[str, Rate]:
+    """The variants take turns on chunks of ``CHUNK`` files, in an order that rotates from turn
+    to turn, so that every variant sees the same load on a shared machine and none always comes
+    first (whatever runs first after a pause runs slower). Each first processes 20 files into
+    a warm-up folder. Rates are files over the total time of each variant."""
+    total: dict[str, list[float]] = {}
+    for v in variants:
+        (work_dir / v.name / "warm-up").mkdir(parents=True, exist_ok=True)
+        v.run(paths[:20], work_dir / v.name / "warm-up")
+        total[v.name] = [0.0, 0.0]
+    for turn, start in enumerate(range(0, len(paths), CHUNK)):
+        k = turn % len(variants)
+        for v in variants[k:] + variants[:k]:
+            wall, cpu = v.run(paths[start:start + CHUNK], work_dir / v.name)
+            total[v.name][0] += wall
+            total[v.name][1] += cpu
+    shutil.rmtree(work_dir, ignore_errors=True)
+    return {name: (len(paths) / t[0], len(paths) / t[1]) for name, t in total.items()}
 
 
 def floor(src: Path, dst: Path) -> None:
     pydicom.dcmread(src).save_as(dst, enforce_file_format=True)
 
 
-def make_engine_work() -> Callable[[Path, Path], None]:
+def make_engine_work(writer: bool = False) -> Callable[[Path, Path], None]:
     engine = Deidentifier(load_compiled("research"), InMemoryPseudonymizer(b"bench"),
                           TableIodTypes.load())
 
     def work(src: Path, dst: Path) -> None:
         ds = pydicom.dcmread(src, defer_size=DEFER_SIZE)
         engine.apply(ds, StageContext(job_id="bench"))
-        ds.save_as(dst, enforce_file_format=True)
+        if writer:
+            write_instance(ds, dst)
+        else:
+            ds.save_as(dst, enforce_file_format=True)
 
     return work
 
@@ -158,19 +228,15 @@ DICOGNITO = textwrap.dedent(
     """
     import sys, time, pathlib, pydicom
     from dicognito.anonymizer import Anonymizer
-    paths = sorted(pathlib.Path(sys.argv[1]).glob("*.dcm"))
-    out = pathlib.Path(sys.argv[2]); out.mkdir(parents=True, exist_ok=True)
     anonymizer = Anonymizer(seed="bench")
-    def work(p):
-        ds = pydicom.dcmread(p)
-        anonymizer.anonymize(ds)
-        ds.save_as(out / p.name)
-    for p in paths[:20]:
-        work(p)
-    start = time.perf_counter()
-    for p in paths:
-        work(p)
-    print(len(paths) / (time.perf_counter() - start))
+    for line in sys.stdin:
+        out, *paths = line.split()
+        start, cpu = time.perf_counter(), time.process_time()
+        for p in paths:
+            ds = pydicom.dcmread(p)
+            anonymizer.anonymize(ds)
+            ds.save_as(pathlib.Path(out) / pathlib.Path(p).name)
+        print(time.perf_counter() - start, time.process_time() - cpu, flush=True)
     """
 )
 
@@ -185,16 +251,10 @@ def ensure_dicognito() -> Path:
     return python
 
 
-def run_dicognito(folder: Path, out: Path) -> tuple[float, str]:
+def dicognito_version() -> str:
     python = ensure_dicognito()
-    version = subprocess.run([str(python), "-c", "import dicognito; print(dicognito.__version__)"],
-                             capture_output=True, text=True).stdout.strip()
-    shutil.rmtree(out, ignore_errors=True)
-    res = subprocess.run([str(python), "-c", DICOGNITO, str(folder), str(out)],
-                         capture_output=True, text=True, check=True)
-    rate = float(res.stdout.strip().splitlines()[-1])
-    print(f"{'dicognito ' + version:<34} {rate:8.1f} files/s", flush=True)
-    return rate, version
+    return subprocess.run([str(python), "-c", "import dicognito; print(dicognito.__version__)"],
+                          capture_output=True, text=True).stdout.strip()
 
 
 def write_docs(section: str) -> None:
@@ -209,56 +269,99 @@ def write_docs(section: str) -> None:
     DOCS.write_text(text.rstrip("\n") + "\n", encoding="utf-8")
 
 
+def warm_page_cache(paths: list[Path]) -> None:
+    """Read every input once, so that whichever measurement comes first does not pay for it."""
+    for p in paths:
+        p.read_bytes()
+
+
+LABELS = {
+    "floor": "pydicom read + write (the floor)",
+    "engine": "engine, `research`, `save_as`",
+    "writer": "engine, `research`, `write_instance`",
+    "dicognito": "dicognito",
+}
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("-n", type=int, default=1000)
     ap.add_argument("--write-docs", action="store_true")
-    ap.add_argument("--profile-engine", action="store_true", help="cProfile the engine run")
+    ap.add_argument("--profile-engine", action="store_true", help="cProfile the engine runs")
     ap.add_argument("--work", type=Path, default=REPO / "var" / "bench-deid")
     args = ap.parse_args()
     paths = generate(args.work / "in", args.n)
-    print(f"{len(paths)} CT instances 512x512, {paths[0].stat().st_size // 1024} KiB each")
-    rate_floor = timed("pydicom read+write (floor)", paths, args.work / "floor", floor)
-    work = make_engine_work()
-    if args.profile_engine:
-        prof = cProfile.Profile()
-        prof.enable()
-    rate_engine = timed("deid-gateway research", paths, args.work / "engine", work)
-    if args.profile_engine:
-        prof.disable()
+    warm_page_cache(paths)
+    version = dicognito_version()
+    load = os.getloadavg()[0]
+    print(f"{len(paths)} CT instances 512x512, {paths[0].stat().st_size // 1024} KiB each, "
+          f"turns of {CHUNK}; load average {load:.1f} on {os.cpu_count()} CPUs", flush=True)
+    engine_work = make_engine_work()
+    prof = cProfile.Profile() if args.profile_engine else None
+    if prof is not None:
+        engine_work = _profiled(engine_work, prof)
+    dicognito = Dicognito()
+    variants: list[Variant] = [
+        InProcess("floor", floor),
+        InProcess("engine", engine_work),
+        InProcess("writer", make_engine_work(writer=True)),
+        dicognito,
+    ]
+    try:
+        rates = measure(paths, args.work / "out", variants)
+    finally:
+        dicognito.close()
+    if prof is not None:
         pstats.Stats(prof).sort_stats("cumulative").print_stats(25)
-    rate_dicognito, version = run_dicognito(args.work / "in", args.work / "dicognito")
-    vs_dicognito, vs_floor = rate_engine / rate_dicognito, rate_engine / rate_floor
-    print(f"engine / dicognito = {vs_dicognito:.2f} (target >= 2.0)")
-    print(f"engine / floor     = {vs_floor:.2f} (target >= 0.8)")
+    for name, rate in rates.items():
+        label = LABELS[name] + (f" {version}" if name == "dicognito" else "")
+        print(f"{label:<44} {rate[0]:8.1f} files/s  ({rate[1]:6.1f} per CPU-second)  / floor "
+              f"{ratio(rates, name, 'floor')}  / dicognito {ratio(rates, name, 'dicognito')}")
+    print("targets: engine / dicognito >= 2.0, engine / floor >= 0.8")
     if args.write_docs:
-        write_docs(textwrap.dedent(f"""\
-            {HEADING}
-
-            Measured by `tests/bench/bench_deid.py` (one process each, same run) on {len(paths)}
-            uncompressed 512x512 CT instances generated in code, on {platform.machine()}
-            with {os.cpu_count()} CPUs shared with other work, Python {platform.python_version()},
-            pydicom {pydicom.__version__}:
-
-            | what | files/s | ratio |
-            | --- | ---: | ---: |
-            | pydicom read + write (the floor) | {rate_floor:.1f} | 1.00 |
-            | this engine, `research` profile | {rate_engine:.1f} | {vs_floor:.2f} of the floor |
-            | dicognito {version} | {rate_dicognito:.1f} | engine = {vs_dicognito:.2f}x dicognito |
-
-            Targets: engine >= 2x dicognito ({"met" if vs_dicognito >= 2 else "NOT met"}) and
-            >= 0.8x the floor ({"met" if vs_floor >= 0.8 else "NOT met"}). The engine reads with
-            `defer_size` so pixel data is never decoded into Python objects, compiles the profile
-            once into a tag table, leaves kept elements as undecoded raw elements, and compiles
-            the Clean Descriptors pattern once per patient and study. What remains is pydicom's
-            cost of decoding, validating and re-encoding each changed element (about 30 of 110
-            here) and of building the marker sequences; see the cProfile output of
-            `--profile-engine`. Figures vary by about 30% between runs on this shared machine.
-            """))
-    shutil.rmtree(args.work / "floor", ignore_errors=True)
-    shutil.rmtree(args.work / "engine", ignore_errors=True)
-    shutil.rmtree(args.work / "dicognito", ignore_errors=True)
+        write_docs(section(len(paths), load, rates, version))
     return 0
+
+
+def ratio(rates: dict[str, Rate], name: str, base: str) -> str:
+    """``wall (CPU)`` ratios of ``name``'s rates to ``base``'s."""
+    return (f"{rates[name][0] / rates[base][0]:.2f} "
+            f"(CPU {rates[name][1] / rates[base][1]:.2f})")
+
+
+def _profiled(work: Callable[[Path, Path], None], prof: cProfile.Profile
+              ) -> Callable[[Path, Path], None]:
+    def profiled(src: Path, dst: Path) -> None:
+        prof.enable()
+        try:
+            work(src, dst)
+        finally:
+            prof.disable()
+
+    return profiled
+
+
+def section(n: int, load: float, rates: dict[str, Rate], version: str) -> str:
+    """The ``## De-identification engine`` section of ``docs/performance.md`` for one run."""
+    rows = []
+    for name, rate in rates.items():
+        label = LABELS[name] + (f" {version}" if name == "dicognito" else "")
+        cells = [f"{rate[i] / rates[b][i]:.2f}" for b in ("floor", "dicognito") for i in (0, 1)]
+        rows.append(f"| {label} | {rate[0]:.1f} | {rate[1]:.1f} | " + " | ".join(cells) + " |")
+    return "\n".join([
+        HEADING,
+        "",
+        f"One run of `tests/bench/bench_deid.py` on {n} uncompressed 512x512 CT instances (the "
+        f"variants taking turns on {CHUNK} files at a time), on {platform.machine()} with "
+        f"{os.cpu_count()} CPUs (load average {load:.1f}), Python {platform.python_version()}, "
+        f"pydicom {pydicom.__version__}. Files/s of wall time and per CPU-second.",
+        "",
+        "| what | files/s | per CPU-s | / floor | / floor (CPU) | / dicognito | "
+        "/ dicognito (CPU) |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+        *rows,
+        "",
+    ])
 
 
 if __name__ == "__main__":

@@ -5,14 +5,13 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+from deid_support import deidentify
 from pydicom import Dataset
 from pydicom.sequence import Sequence
 
 from gateway.deid.textclean import Identifiers, TextCleaner
 from gateway.deid.values import shift_da, shift_dt
 from gateway.pseudonyms.interface import InMemoryPseudonymizer
-
-from deid_support import deidentify
 
 CT = "1.2.840.10008.5.1.4.1.1.2"
 

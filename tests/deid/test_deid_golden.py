@@ -10,9 +10,8 @@ import os
 from pathlib import Path
 
 import pytest
-from pydicom import Dataset
-
 from deid_support import ct, deidentify, gsps, sr
+from pydicom import Dataset
 
 GOLDEN = Path(__file__).parent / "golden"
 

@@ -8,12 +8,11 @@ from pathlib import Path
 
 import pydicom
 import pytest
+from deid_support import PLANTED, ct, sr
 
 from gateway.config import Settings, parse_settings
 from gateway.deid.offline import anonymize_tree
 from gateway.pseudonyms.interface import InMemoryPseudonymizer, Pseudonymizer
-
-from deid_support import PLANTED, ct, sr
 
 CLI = [sys.executable, "-m", "gateway.cli"]
 

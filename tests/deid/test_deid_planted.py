@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from deid_support import PLANTED, STUDY_DATE, ct, deidentify, gsps, sr, to_bytes, uid
 from pydicom import Dataset
 
 from gateway.verify import find_leaks
-
-from deid_support import PLANTED, STUDY_DATE, ct, deidentify, gsps, sr, to_bytes, uid
 
 
 def _planted_strings(original: Dataset) -> set[str]:

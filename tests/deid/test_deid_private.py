@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
+from deid_support import deidentify
 from pydicom import Dataset
 from pydicom.sequence import Sequence
-
-from deid_support import deidentify
 
 CT = "1.2.840.10008.5.1.4.1.1.2"
 

@@ -3,9 +3,6 @@ instance (an RT chain, an SR referencing images, a KOS and a SEG, one in-memory 
 
 from __future__ import annotations
 
-from pydicom import Dataset
-from pydicom.sequence import Sequence
-
 from deid_support import (
     CT,
     KOS,
@@ -20,6 +17,8 @@ from deid_support import (
     sr,
     uid,
 )
+from pydicom import Dataset
+from pydicom.sequence import Sequence
 
 REFERENCE_KEYWORDS = {"ReferencedSOPInstanceUID", "ReferencedFrameOfReferenceUID",
                       "FrameOfReferenceUID", "SeriesInstanceUID", "StudyInstanceUID"}

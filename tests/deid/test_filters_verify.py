@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from deid_support import PLANTED, ct, deidentify
 from pydicom import Dataset
 
 from gateway.config import FilterSettings, Settings, parse_settings
@@ -15,8 +16,6 @@ from gateway.pipeline.stage import OutcomeKind, StageContext, StageServices
 from gateway.pseudonyms.interface import InMemoryPseudonymizer
 from gateway.verify import find_leaks
 from gateway.verify.stage import VerifyStage
-
-from deid_support import PLANTED, ct, deidentify
 
 WSI = "1.2.840.10008.5.1.4.1.1.77.1.6"
 
