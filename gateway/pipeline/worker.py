@@ -45,7 +45,7 @@ def _ignore(_name: str, _labels: dict[str, str], _value: float) -> None:
     return None
 
 
-DEFER_SIZE = 4 * 1024 * 1024
+DEFER_SIZE = 16 * 1024 * 1024
 
 
 class SafeMessageError(Exception):
@@ -94,7 +94,14 @@ def _text(value: object) -> str:
 
 
 def write_dataset(ds: Dataset, fh: Any) -> None:
-    ds.save_as(fh, enforce_file_format=True)
+    """Write the output as a Part-10 file: the same bytes as ``save_as(fh,
+    enforce_file_format=True)``, with undecoded elements copied rather than re-encoded."""
+    from gateway.deid.writer import names_its_instance, write_instance
+
+    if names_its_instance(ds):
+        write_instance(ds, fh)
+    else:
+        ds.save_as(fh, enforce_file_format=True)
 
 
 class JobRunner:
@@ -181,7 +188,7 @@ class JobRunner:
         decoding = time.perf_counter()
         failed: Finish | None = None
         try:
-            # Values over 4 MiB (large pixel data) stay in the file until a stage reads them or the
+            # Values over 16 MiB (large pixel data) stay in the file until a stage reads them or the
             # output is written, so a large instance is not held twice in memory.
             ds = dcmread(src, defer_size=DEFER_SIZE)
         except FileNotFoundError:

@@ -236,7 +236,9 @@ def test_no_phi_in_the_log_or_in_metrics(run: Run) -> None:
     UIDs appears in the gateway's log (at debug level) or in its /metrics."""
     log = run.gw.log()
     assert '"event": "stage"' in log and '"event": "forwarded"' in log  # the log has content
-    assert '"python_warning"' in log  # the invalid birth dates were warned about, reduced
+    # (the invalid birth dates no longer make pydicom warn: the engine's fast path copies or
+    # replaces values without decoding them; the reduction of such warnings is pinned by
+    # tests/observe/test_observe_logs.py)
     lines = [json.loads(line) for line in log.splitlines() if line.startswith("{")]
     assert len(lines) == len(log.strip().splitlines()), "every log line is JSON"
     metrics = scrape(run.metrics_port)
