@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, and_, delete, func, or_, select, update
+from sqlalchemy import Engine, and_, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from gateway.db.engine import reader, session_factory
@@ -138,11 +138,11 @@ class JobStore:
     def add_received(self, new: NewJob) -> None:
         """Record a durable instance as ``received`` (one commit; then the SCP may answer)."""
         now = self._now()
-        with self._session.begin() as s:
-            s.add(
-                Job(
+        with self.engine.begin() as conn:
+            conn.execute(
+                insert(Job).values(
                     id=new.id,
-                    state=JobState.RECEIVED,
+                    state=JobState.RECEIVED.value,
                     node_id=self.node_id,
                     calling_ae=new.calling_ae,
                     called_ae=new.called_ae,
@@ -170,39 +170,39 @@ class JobStore:
     def claim(self, owner: str, limit: int, lease_seconds: float) -> list[ClaimedJob]:
         """Lease up to ``limit`` jobs that are due, or whose previous lease expired.
 
-        An idle poll only reads (no write lock), so idle workers never delay the receiver.
+        One ``UPDATE ... WHERE id IN (SELECT ... [FOR UPDATE SKIP LOCKED]) RETURNING``; an idle
+        poll only reads (no write lock), so idle workers never delay the receiver.
         """
         now = self._now()
         with self._read() as s:
             if s.execute(select(Job.id).where(*self._due_jobs(now)).limit(1)).first() is None:
                 return []
-        with self._session.begin() as s:
-            rows = (
-                s.execute(
-                    select(Job)
-                    .where(*self._due_jobs(now))
-                    .order_by(Job.next_attempt_at)
-                    .limit(limit)
-                    .with_for_update(skip_locked=True)
-                )
-                .scalars()
-                .all()
+        # both due states may become PROCESSING (a new claim, or a lapsed lease taken over)
+        check_job_transition(JobState.RECEIVED, JobState.PROCESSING)
+        check_job_transition(JobState.PROCESSING, JobState.PROCESSING)
+        due = (
+            select(Job.id)
+            .where(*self._due_jobs(now))
+            .order_by(Job.next_attempt_at)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        stmt = (
+            update(Job)
+            .where(Job.id.in_(due.scalar_subquery()))
+            .values(
+                state=JobState.PROCESSING,
+                lease_owner=owner,
+                lease_until=now + dt.timedelta(seconds=lease_seconds),
+                attempts=Job.attempts + 1,
+                updated_at=now,
             )
-            claimed = []
-            for job in rows:
-                check_job_transition(JobState(job.state), JobState.PROCESSING)
-                job.state = JobState.PROCESSING
-                job.lease_owner = owner
-                job.lease_until = now + dt.timedelta(seconds=lease_seconds)
-                job.attempts += 1
-                job.updated_at = now
-                claimed.append(
-                    ClaimedJob(
-                        job.id, job.attempts, job.calling_ae, job.called_ae,
-                        job.sop_class_uid, job.modality,
-                    )
-                )
-            return claimed
+            .returning(Job.id, Job.attempts, Job.calling_ae, Job.called_ae,
+                       Job.sop_class_uid, Job.modality, Job.next_attempt_at)
+        )
+        with self.engine.begin() as conn:
+            rows = sorted(conn.execute(stmt).all(), key=lambda r: r[6])
+        return [ClaimedJob(r[0], r[1], r[2], r[3], r[4], r[5]) for r in rows]
 
     def _owned(self, s: Session, job_id: str, owner: str | None) -> Job | None:
         job = s.get(Job, job_id, with_for_update=True)
@@ -253,27 +253,76 @@ class JobStore:
         """Record the outcome of several processed jobs in one transaction.
 
         Returns the ids whose lease this owner still held (the others were claimed again by
-        another worker after a lease expired; that worker's result wins).
+        another worker after a lease expired; that worker's result wins). A handful of
+        statements per batch, whatever its size: this is every worker's hot path.
         """
+        if not results:
+            return []
         now = self._now()
-        applied: list[str] = []
-        with self._session.begin() as s:
-            for r in results:
-                job = self._owned(s, r.job_id, owner)
-                if job is None:
-                    continue
-                if r.state is JobState.READY:
-                    self._ready(job, destinations, r.ruleset, now)
-                elif r.state is JobState.RECEIVED:  # transient: back to the queue
-                    self._move(job, JobState.RECEIVED, now)
-                    job.next_attempt_at = now + dt.timedelta(seconds=r.delay)
-                    job.last_error = _clip(r.reason)
-                else:
-                    self._move(job, r.state, now)
-                    job.last_error = _clip(r.reason)
-                    job.reason_class = r.reason_class
-                applied.append(r.job_id)
-        return applied
+        ids = [r.job_id for r in results]
+        with self.engine.begin() as conn:
+            held = {
+                row[0]
+                for row in conn.execute(
+                    select(Job.id)
+                    .where(
+                        Job.id.in_(ids),
+                        Job.state == JobState.PROCESSING,
+                        Job.lease_owner == owner,
+                    )
+                    .with_for_update()
+                )
+            }
+            mine = [r for r in results if r.job_id in held]
+            for r in mine:
+                check_job_transition(JobState.PROCESSING, r.state)
+            rows = [self._finish_values(r, now) for r in mine]
+            if rows:
+                conn.execute(
+                    update(Job).where(Job.id == bindparam("b_id")),
+                    rows,
+                )
+            ready = [r.job_id for r in mine if r.state is JobState.READY]
+            if ready and destinations:
+                self._add_deliveries(conn, ready, destinations, now)
+        return [r.job_id for r in results if r.job_id in held]
+
+    @staticmethod
+    def _finish_values(r: Finish, now: dt.datetime) -> dict[str, Any]:
+        values: dict[str, Any] = {
+            "b_id": r.job_id,
+            "state": r.state.value,
+            "updated_at": now,
+            "lease_owner": None,
+            "lease_until": None,
+            "last_error": _clip(r.reason),
+            "reason_class": r.reason_class,
+            "ruleset": r.ruleset,
+            "next_attempt_at": now + dt.timedelta(seconds=r.delay),
+            "finished_at": now if r.state in (JobState.SENT, JobState.FILTERED) else None,
+        }
+        return values
+
+    @staticmethod
+    def _add_deliveries(
+        conn: Any, job_ids: Sequence[str], destinations: Sequence[str], now: dt.datetime
+    ) -> None:
+        """One pending delivery per (job, destination), except those a job already has
+        (a job released from quarantine keeps the deliveries that were confirmed)."""
+        existing = set(
+            conn.execute(
+                select(Delivery.job_id, Delivery.destination).where(Delivery.job_id.in_(job_ids))
+            ).all()
+        )
+        new = [
+            {"job_id": j, "destination": d, "state": DeliveryState.PENDING.value,
+             "attempts": 0, "next_attempt_at": now}
+            for j in job_ids
+            for d in destinations
+            if (j, d) not in existing
+        ]
+        if new:
+            conn.execute(insert(Delivery), new)
 
     def mark_filtered(self, job_id: str, owner: str, reason: str, reason_class: str) -> bool:
         now = self._now()
