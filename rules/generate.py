@@ -20,6 +20,7 @@ Usage: ``python rules/generate.py [--e11 PATH] [--part15 PATH] [--out DIR] [--ch
 from __future__ import annotations
 
 import argparse
+import gzip
 import hashlib
 import json
 import re
@@ -30,9 +31,11 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
-STANDARD = REPO.parent / "shared" / "standard"
-DEFAULT_E11 = STANDARD / "confidentiality_profile_attributes.2024b.json"
-DEFAULT_PART15 = STANDARD / "part15.2023b.xml"
+# Copies of the standard's own tables, committed beside the generator (rules/sources/; the XML
+# gzip-compressed, hashed uncompressed), so that CI can prove the generated files current.
+SOURCES = REPO / "rules" / "sources"
+DEFAULT_E11 = SOURCES / "confidentiality_profile_attributes.2024b.json"
+DEFAULT_PART15 = SOURCES / "part15.2023b.xml.gz"
 DEFAULT_OUT = REPO / "rules" / "ps3.15"
 
 # The releases this generator was written against; another release is refused unless
@@ -66,8 +69,15 @@ class SourceError(ValueError):
     """A source table does not have the shape this generator expects."""
 
 
+def read_source(path: Path) -> bytes:
+    """A source's bytes, uncompressed when the file is gzip-compressed (``.gz``)."""
+    data = path.read_bytes()
+    return gzip.decompress(data) if path.suffix == ".gz" else data
+
+
 def sha256_of(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+    """The sha256 of the source table itself (of the uncompressed bytes)."""
+    return hashlib.sha256(read_source(path)).hexdigest()
 
 
 def _header(table: str, edition: str, source: Path) -> dict[str, str]:
@@ -76,7 +86,7 @@ def _header(table: str, edition: str, source: Path) -> dict[str, str]:
         "(see rules/README.md).",
         "table": table,
         "edition": edition,
-        "source": source.name,
+        "source": source.name.removesuffix(".gz"),
         "source_sha256": sha256_of(source),
     }
 
@@ -137,7 +147,7 @@ def _e11_row(row: dict[str, Any], index: int) -> tuple[str, dict[str, Any]]:
 
 def build_basic_profile(path: Path) -> dict[str, Any]:
     """PS3.15 Table E.1-1 as data: explicit attributes sorted by tag, then pattern rows."""
-    rows = json.loads(path.read_text(encoding="utf-8"))
+    rows = json.loads(read_source(path).decode("utf-8"))
     if not isinstance(rows, list) or not rows:
         raise SourceError(f"{path.name}: expected a non-empty list of rows")
     attributes: list[dict[str, Any]] = []
@@ -198,7 +208,7 @@ def _safe_rows(table: ET.Element) -> Iterator[dict[str, str]]:
 
 def build_safe_private(path: Path) -> dict[str, Any]:
     """PS3.15 Table E.3.10-1 as data: (group, element byte, private creator) rows."""
-    root = ET.parse(path).getroot()
+    root = ET.fromstring(read_source(path))
     rows = list(_safe_rows(_find_table(root, "table_E.3.10-1")))
     rows.sort(key=lambda r: (r["creator"], r["group"], r["element"]))
     doc = _header("PS3.15 Table E.3.10-1", part15_edition(root), path)
