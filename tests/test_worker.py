@@ -167,3 +167,40 @@ def test_passthrough_output_equals_input(tmp_path: Path, stage_names: tuple[str,
     _receive(store, spool, ds, "job1")
     runner.run_batch(store.claim("w", 1, 60))
     assert dcmread(spool.outgoing_path("job1")) == dcmread(spool.incoming_path("job1"))
+
+
+class Slow:
+    """A stage that takes longer than one lease."""
+
+    name = "slow"
+
+    def __call__(self, ds: Dataset, ctx: StageContext) -> Outcome:
+        import time
+
+        time.sleep(1.0)
+        return Outcome.proceed()
+
+
+def test_lease_is_renewed_while_a_long_job_runs(tmp_path: Path) -> None:
+    """A job taking longer than its lease is not claimed by another worker meanwhile."""
+    import threading
+
+    from gateway.pipeline.worker import worker_loop
+
+    s = parse_settings({"spool": {"root": str(tmp_path / "spool")},
+                        "workers": {"lease_seconds": 0.3, "poll_interval": 0.01}})
+    runner, store, spool, _ = _setup(tmp_path, [Slow()], s)
+    _receive(store, spool, _ct(), "job1")
+    stop = threading.Event()
+    t = threading.Thread(target=worker_loop, args=(runner, store, s, "w", stop))
+    t.start()
+    try:
+        stolen = []
+        for _ in range(8):  # over 0.8 s, i.e. well past the first lease
+            stop.wait(0.1)
+            stolen += store.claim("thief", 1, 0.3)
+        assert stolen == []
+    finally:
+        stop.set()
+        t.join(5)
+    assert store.get("job1").state == JobState.READY  # type: ignore[union-attr]

@@ -221,24 +221,6 @@ class JobStore:
         if new in (JobState.SENT, JobState.FILTERED):
             job.finished_at = now
 
-    def _ready(
-        self, job: Job, destinations: Sequence[str], ruleset: str | None, now: dt.datetime
-    ) -> None:
-        self._move(job, JobState.READY, now)
-        job.ruleset = ruleset
-        job.last_error = None
-        existing = {d.destination for d in job.deliveries}
-        for name in destinations:
-            if name not in existing:
-                job.deliveries.append(
-                    Delivery(
-                        destination=name,
-                        state=DeliveryState.PENDING,
-                        attempts=0,
-                        next_attempt_at=now,
-                    )
-                )
-
     def mark_ready(
         self, job_id: str, owner: str, destinations: Sequence[str], ruleset: str | None
     ) -> bool:
@@ -324,30 +306,10 @@ class JobStore:
         if new:
             conn.execute(insert(Delivery), new)
 
-    def mark_filtered(self, job_id: str, owner: str, reason: str, reason_class: str) -> bool:
-        now = self._now()
-        with self._session.begin() as s:
-            job = self._owned(s, job_id, owner)
-            if job is None:
-                return False
-            self._move(job, JobState.FILTERED, now)
-            job.last_error = _clip(reason)
-            job.reason_class = reason_class
-            return True
-
-    def quarantine(
-        self, job_id: str, reason: str, reason_class: str, owner: str | None = None
-    ) -> bool:
-        """Hold a job for an operator, with its reason (never a patient value)."""
-        now = self._now()
-        with self._session.begin() as s:
-            job = self._owned(s, job_id, owner)
-            if job is None:
-                return False
-            self._move(job, JobState.QUARANTINED, now)
-            job.last_error = _clip(reason)
-            job.reason_class = reason_class
-            return True
+    def quarantine(self, job_id: str, reason: str, reason_class: str, owner: str) -> bool:
+        """Hold a claimed job for an operator, with its reason (never a patient value)."""
+        done = self.finish(owner, [Finish(job_id, JobState.QUARANTINED, reason, reason_class)])
+        return bool(done)
 
     def release(self, job_id: str, owner: str, error: str | None, delay: float) -> bool:
         """Give a claimed job back to the queue (shutdown, or a transient failure)."""

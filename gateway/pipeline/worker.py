@@ -331,6 +331,36 @@ _KIND = {
 }
 
 
+class LeaseKeeper:
+    """Renews the leases of the batch in hand every third of the lease, so that a job that
+    takes longer than one lease (a large multi-frame scrub) is not claimed twice."""
+
+    def __init__(self, store: JobStore, owner: str, lease_seconds: float) -> None:
+        self._store = store
+        self._owner = owner
+        self._lease = lease_seconds
+        self._ids: list[str] = []
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="lease-keeper", daemon=True)
+        self._thread.start()
+
+    def hold(self, job_ids: Sequence[str]) -> None:
+        with self._lock:
+            self._ids = list(job_ids)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._lease / 3):
+            with self._lock:
+                ids = list(self._ids)
+            if ids:
+                with contextlib.suppress(Exception):  # a failed renewal: the next one may work
+                    self._store.renew(ids, self._owner, self._lease)
+
+    def close(self) -> None:
+        self._stop.set()
+
+
 def worker_loop(
     runner: JobRunner,
     store: JobStore,
@@ -340,6 +370,22 @@ def worker_loop(
     parent_pid: int | None = None,
 ) -> None:
     """Claim and run jobs until ``stop`` is set or the parent process is gone."""
+    keeper = LeaseKeeper(store, owner, settings.workers.lease_seconds)
+    try:
+        _loop(runner, store, settings, owner, stop, parent_pid, keeper)
+    finally:
+        keeper.close()
+
+
+def _loop(
+    runner: JobRunner,
+    store: JobStore,
+    settings: Settings,
+    owner: str,
+    stop: StopEvent,
+    parent_pid: int | None,
+    keeper: LeaseKeeper,
+) -> None:
     ws = settings.workers
     idle = ws.poll_interval
     while not stop.is_set():
@@ -356,7 +402,9 @@ def worker_loop(
             for job in jobs:
                 store.release(job.id, owner, None, 0.0)
             return
+        keeper.hold([j.id for j in jobs])
         runner.run_batch(jobs)
+        keeper.hold([])
 
 
 def _set_parent_death_signal() -> None:

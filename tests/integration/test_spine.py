@@ -13,6 +13,7 @@ from pydicom import dcmread
 import dicomgen
 from harness import (
     Gateway,
+    Orthanc,
     destination,
     free_port,
     gateway,
@@ -85,21 +86,29 @@ def _acknowledged(stdout: str) -> list[Path]:
     return acked
 
 
+def _send_in_background(
+    g: Gateway, mixed: list[Path], o: Orthanc, tmp_path: Path
+) -> tuple[threading.Thread, dict[str, subprocess.CompletedProcess[str]]]:
+    """Start storescu on the whole set in a thread; return once ~60 instances are in."""
+    result: dict[str, subprocess.CompletedProcess[str]] = {}
+
+    def send() -> None:
+        result["p"] = storescu(
+            g.port, [mixed[0].parent.parent], options=("-xr", "-v"), check=False
+        )
+
+    t = threading.Thread(target=send)
+    t.start()
+    wait_for(lambda: len(list((tmp_path / "gw" / "spool" / "incoming").iterdir()))
+             + o.count_instances() >= 60, 60, 0.05, "some instances received")
+    return t, result
+
+
 def test_sigkill_mid_stream_loses_nothing_acknowledged(mixed: list[Path], tmp_path: Path) -> None:
     """The gateway is SIGKILLed while receiving; every acknowledged instance still arrives."""
     with orthanc(tmp_path / "orthanc") as o:
         g = Gateway(tmp_path / "gw", _passthrough(destination(o))).start()
-        result: dict[str, subprocess.CompletedProcess[str]] = {}
-
-        def send() -> None:
-            result["p"] = storescu(
-                g.port, [mixed[0].parent.parent], options=("-xr", "-v"), check=False
-            )
-
-        t = threading.Thread(target=send)
-        t.start()
-        wait_for(lambda: len(list((tmp_path / "gw" / "spool" / "incoming").iterdir()))
-                 + o.count_instances() >= 60, 60, 0.05, "some instances received")
+        t, result = _send_in_background(g, mixed, o, tmp_path)
         g.kill()
         t.join(120)
         acked = _acknowledged(result["p"].stdout + result["p"].stderr)
@@ -118,8 +127,6 @@ def test_destination_down_then_up(mixed: list[Path], tmp_path: Path) -> None:
     """With the PACS down, instances queue; once it comes up, all arrive and none is held."""
     files = mixed[:40]
     o_root = tmp_path / "orthanc"
-    from harness import Orthanc
-
     o = Orthanc(o_root)  # configured but not started yet
     dest = destination(o, backoff_initial=0.2, backoff_max=1.0, max_attempts=3)
     with gateway(tmp_path / "gw", _passthrough(dest)) as g:
@@ -164,17 +171,7 @@ def test_sigterm_mid_stream_then_restart_resumes(mixed: list[Path], tmp_path: Pa
     """SIGTERM while receiving: the gateway exits cleanly and a restart delivers the rest."""
     with orthanc(tmp_path / "orthanc") as o:
         g = Gateway(tmp_path / "gw", _passthrough(destination(o))).start()
-        result: dict[str, subprocess.CompletedProcess[str]] = {}
-
-        def send() -> None:
-            result["p"] = storescu(
-                g.port, [mixed[0].parent.parent], options=("-xr", "-v"), check=False
-            )
-
-        t = threading.Thread(target=send)
-        t.start()
-        wait_for(lambda: len(list((tmp_path / "gw" / "spool" / "incoming").iterdir()))
-                 + o.count_instances() >= 60, 60, 0.05, "some instances received")
+        t, result = _send_in_background(g, mixed, o, tmp_path)
         assert g.stop(timeout=60) == 0
         t.join(120)
         acked = _acknowledged(result["p"].stdout + result["p"].stderr)
