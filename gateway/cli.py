@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+
+from sqlalchemy.exc import OperationalError
 
 from gateway.config import ConfigError, Settings, load_settings
 from gateway.pixels.commands import register as register_pixels
@@ -101,13 +104,23 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command not in ("serve", "sink"):
+        # `deid-gateway status | head` ends quietly, as a command-line tool should (the
+        # long-running services keep Python's default: a closed log pipe is an error there)
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     try:
         settings = load_settings(getattr(args, "config", None))
     except ConfigError as err:
         print(f"deid-gateway: {err}", file=sys.stderr)
         return 2
     handler: Handler = args.handler
-    return handler(args, settings)
+    try:
+        return handler(args, settings)
+    except OperationalError as err:
+        # The driver's text can carry the URL or statement parameters: name the class only.
+        print(f"deid-gateway: cannot use the database ({type(err.orig).__name__}); "
+              "check database.url and that the server is reachable", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":
