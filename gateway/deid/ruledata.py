@@ -14,7 +14,9 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-DEFAULT_RULES_DIR = Path(__file__).resolve().parents[2] / "rules"
+from gateway.paths import shipped
+
+DEFAULT_RULES_DIR = shipped("rules")
 
 
 class RuleDataError(ValueError):

@@ -11,7 +11,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from gateway.paths import shipped
 
 # Modalities whose images often carry burned-in text (PS3.3 C.7.3.1.1.1 defined terms).
 TEXT_MODALITIES = ("US", "IVUS", "SC", "XA", "RF", "ES", "XC", "GM", "OT", "SM", "DOC", "OP")
@@ -117,10 +117,10 @@ class PixelSettings(_Section):
     strip_jpeg_metadata: bool = True
 
     def weights_path(self) -> Path:
-        return self.model.weights or REPO_ROOT / "models" / "textdet" / "textdet-v1.pt"
+        return self.model.weights or shipped("models") / "textdet" / "textdet-v1.pt"
 
     def signatures_path(self) -> Path:
-        return self.signatures_dir or REPO_ROOT / "rules" / "pixels"
+        return self.signatures_dir or shipped("rules") / "pixels"
 
     def socket_path(self, spool_root: Path) -> Path:
         return self.service.socket or spool_root / "pixels.sock"
