@@ -148,6 +148,13 @@ class Worker:
             self._hold(path)
             return FileResult("quarantined", f"{stage.name}: {outcome.reason}")
         target = self.out / output_name(ds, path)
+        flush = getattr(self.pseudonymizer, "flush", None)
+        if callable(flush):
+            try:
+                flush()  # the map rows are durable before the output exists (as in serve)
+            except Exception as err:
+                self._hold(path)
+                return FileResult("quarantined", f"pseudonyms: failed ({type(err).__name__})")
         try:
             write_atomically(ds, target)
         except (OSError, ValueError, TypeError, AttributeError, KeyError) as err:
