@@ -174,8 +174,9 @@ class Gateway:
         self.spool = Spool(settings.spool.root)
         self.stop = threading.Event()  # set by SIGTERM/SIGINT: begin shutdown
         self._ctx = mp.get_context("spawn")
-        self._worker_stop = self._ctx.Event()
-        self._fwd_stop = self._ctx.Event()  # forwarders run on until workers have stopped
+        # Parent-side flags only; children are stopped with SIGTERM (see worker_main).
+        self._worker_stop = threading.Event()
+        self._fwd_stop = threading.Event()  # forwarders run on until workers have stopped
         self._workers: list[BaseProcess] = []
         self._forwarder: BaseProcess | None = None
         self._sink: BaseProcess | None = None
@@ -304,7 +305,7 @@ class Gateway:
     def _spawn_worker(self, index: int) -> BaseProcess:
         p = self._ctx.Process(
             target=worker_main,
-            args=(self.settings, index, self._worker_stop, os.getpid()),
+            args=(self.settings, index, os.getpid()),
             name=f"worker-{index}",
         )
         p.start()  # a spawned child inherits PROMETHEUS_MULTIPROC_DIR set by _start_metrics
@@ -324,7 +325,7 @@ class Gateway:
     def _spawn_forwarder(self) -> BaseProcess:
         p = self._ctx.Process(
             target=forwarder_main,
-            args=(self.settings, self._fwd_stop, os.getpid()),
+            args=(self.settings, os.getpid()),
             name="forwarder",
         )
         p.start()
@@ -384,18 +385,11 @@ class Gateway:
         deadline = time.monotonic() + grace
         self._stop_receiving(deadline)
         self._worker_stop.set()
-        for p in self._workers:
-            p.join(max(0.1, deadline - time.monotonic()))
-            if p.is_alive():
-                p.terminate()  # its lease is recovered at the next start
-                p.join(5)
+        _stop_processes(self._workers, deadline)  # batches finish; leases of the rest return
         self.stop.set()
         self._fwd_stop.set()  # in-flight sends finish; the rest waits for the next start
         if self._forwarder is not None:
-            self._forwarder.join(max(5.0, deadline - time.monotonic()))
-            if self._forwarder.is_alive():
-                self._forwarder.terminate()
-                self._forwarder.join(5)
+            _stop_processes([self._forwarder], max(deadline, time.monotonic() + 5.0))
         for proc in (self._scrubber, self._sink):
             if proc is not None:
                 proc.terminate()
@@ -406,6 +400,18 @@ class Gateway:
             self.engine.dispose()
         self._lock.release()
         log.info("stopped")
+
+
+def _stop_processes(procs: list[BaseProcess], deadline: float) -> None:
+    """SIGTERM each live child, wait for them until ``deadline``, then SIGKILL the rest."""
+    for p in procs:
+        if p.is_alive():
+            p.terminate()
+    for p in procs:
+        p.join(max(0.1, deadline - time.monotonic()))
+        if p.is_alive():
+            p.kill()  # what it held is recovered at the next start
+            p.join(5)
 
 
 def serve(settings: Settings) -> int:

@@ -16,7 +16,6 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import asdict
-from multiprocessing.synchronize import Event as EventType
 from pathlib import Path
 
 from gateway.config import Settings
@@ -139,8 +138,9 @@ def run_forwarders(settings: Settings, stop: threading.Event) -> None:
     _engine.dispose()
 
 
-def forwarder_main(settings: Settings, stop: EventType, parent_pid: int) -> None:
-    """Entry point of the forwarder process (spawned by serve)."""
+def forwarder_main(settings: Settings, parent_pid: int) -> None:
+    """Entry point of the forwarder process (spawned by serve); it stops on SIGTERM or when its
+    parent is gone (no shared multiprocessing.Event: see ``worker_main``)."""
     from gateway.observe.logs import configure_logging, get_logger
     from gateway.pipeline.worker import _set_parent_death_signal
 
@@ -152,7 +152,7 @@ def forwarder_main(settings: Settings, stop: EventType, parent_pid: int) -> None
 
     def watch() -> None:
         while not local.is_set():
-            if stop.wait(0.2) or os.getppid() != parent_pid:
+            if local.wait(0.2) or os.getppid() != parent_pid:
                 local.set()
 
     threading.Thread(target=watch, name="stop-watch", daemon=True).start()

@@ -15,7 +15,6 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from multiprocessing.synchronize import Event as EventType
 from typing import Any, Protocol
 
 from pydicom import Dataset, dcmread
@@ -416,22 +415,13 @@ def _set_parent_death_signal() -> None:
         libc.prctl(1, signal.SIGTERM)
 
 
-class _EitherEvent:
-    """Stop when the pool says so, or when this process alone got SIGTERM."""
+def worker_main(settings: Settings, index: int, parent_pid: int) -> None:
+    """Entry point of a worker process (spawned). It stops on SIGTERM (from serve, or from a
+    service manager signalling the whole group) or when its parent is gone.
 
-    def __init__(self, shared: StopEvent, local: threading.Event) -> None:
-        self._shared = shared
-        self._local = local
-
-    def is_set(self) -> bool:
-        return self._shared.is_set() or self._local.is_set()
-
-    def wait(self, timeout: float) -> bool:
-        return self._shared.wait(timeout) or self._local.is_set()
-
-
-def worker_main(settings: Settings, index: int, stop: EventType, parent_pid: int) -> None:
-    """Entry point of a worker process (spawned)."""
+    No multiprocessing.Event is shared with the parent: setting one whose waiters were killed
+    blocks for ever (its condition waits for every sleeper to acknowledge the wake-up), and a
+    group SIGTERM kills the waiters first."""
     from gateway.app import build_worker
 
     _set_parent_death_signal()
@@ -444,7 +434,7 @@ def worker_main(settings: Settings, index: int, stop: EventType, parent_pid: int
     try:
         runner, store, services = build_worker(settings, owner, index)
         try:
-            worker_loop(runner, store, settings, owner, _EitherEvent(stop, local), parent_pid)
+            worker_loop(runner, store, settings, owner, local, parent_pid)
         finally:
             close = getattr(services.pseudonymizer, "close", None)
             if close is not None:

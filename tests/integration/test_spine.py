@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import subprocess
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -185,3 +186,21 @@ def test_sigterm_mid_stream_then_restart_resumes(mixed: list[Path], tmp_path: Pa
             assert len(acked) < len(mixed), "senders are refused once shutdown begins"
         finally:
             g2.stop()
+
+
+def test_sigterm_to_the_whole_process_group_exits(tmp_path: Path) -> None:
+    """A service manager's SIGTERM to every process of the gateway at once still ends in a clean
+    exit (a shared multiprocessing.Event used to deadlock the parent here)."""
+    import os
+    import signal
+
+    g = Gateway(tmp_path / "gw", {"destinations": [
+        {"name": "nowhere", "ae_title": "NONE", "host": "127.0.0.1", "port": free_port()}]}
+    ).start()
+    assert g.proc is not None
+    time.sleep(3)  # workers, forwarder, scrubber up and waiting
+    os.killpg(g.proc.pid, signal.SIGTERM)
+    try:
+        assert g.proc.wait(45) == 0
+    finally:
+        g.kill()
