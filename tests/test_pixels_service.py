@@ -57,16 +57,18 @@ def _as_tuples(found: list[list[Any]]) -> list[list[tuple[int, int, int, int]]]:
     return [[(b.x0, b.y0, b.x1, b.y1) for b in fb] for fb in found]
 
 
-def _worker(sock: str, seed: int, go: Any, out: Any) -> None:
+def _worker(sock: str, seed: int, ready: Any, go: Any, out: Any) -> None:
     client = ScrubberClient(Path(sock), timeout=20)
+    frames = _frames(seed)
     _ = client.version  # connect before the common start
+    ready.put(seed)
     go.wait()
-    out.put((seed, _as_tuples(client.detect(_frames(seed)))))
+    out.put((seed, _as_tuples(client.detect(frames))))
 
 
 @pytest.fixture
 def scrubber(tmp_path: Path) -> Any:
-    settings = _settings(tmp_path, batch_wait_ms=300, max_batch_frames=64)
+    settings = _settings(tmp_path, batch_wait_ms=1000, max_batch_frames=64)
     proc = start_scrubber(settings)
     path = settings.pixels.socket_path(settings.spool.root)
     assert wait_ready(path, 120, proc), "scrubber did not start"
@@ -79,11 +81,12 @@ def test_two_workers_share_one_scrubber_and_get_in_process_results(scrubber: Any
     """Two worker processes' frames are batched together and answered exactly as in-process."""
     settings, path, _proc = scrubber
     ctx = multiprocessing.get_context("spawn")
-    go, out = ctx.Event(), ctx.Queue()
-    workers = [ctx.Process(target=_worker, args=(str(path), s, go, out)) for s in (1, 2)]
+    ready, go, out = ctx.Queue(), ctx.Event(), ctx.Queue()
+    workers = [ctx.Process(target=_worker, args=(str(path), s, ready, go, out)) for s in (1, 2)]
     for w in workers:
         w.start()
-    time.sleep(3.0)  # both connected (spawned interpreters import numpy and pydicom)
+    for _ in workers:  # both connected with their frames made (spawned interpreters are slow)
+        ready.get(timeout=120)
     go.set()
     results = dict(out.get(timeout=120) for _ in workers)
     for w in workers:
