@@ -33,6 +33,7 @@ class Quality:
 
     planted: int = 0
     found: int = 0
+    found_ink: int = 0  # >= COVERAGE of the string's visible ink pixels blanked
     planted_small: int = 0  # below min_height
     found_small: int = 0
     boxes: int = 0
@@ -46,6 +47,10 @@ class Quality:
     @property
     def recall(self) -> float:
         return self.found / self.planted if self.planted else 1.0
+
+    @property
+    def recall_ink(self) -> float:
+        return self.found_ink / self.planted if self.planted else 1.0
 
     @property
     def recall_small(self) -> float:
@@ -68,7 +73,8 @@ class Quality:
         p95 = float(np.percentile(self.per_frame_outside, 95)) if self.per_frame_outside else 0.0
         return {
             "frames": len(self.per_frame_outside), "planted": self.planted,
-            "recall": round(self.recall, 4), "recall_below_min_height": round(self.recall_small, 4),
+            "recall": round(self.recall, 4), "recall_ink": round(self.recall_ink, 4),
+            "recall_below_min_height": round(self.recall_small, 4),
             "planted_below_min_height": self.planted_small,
             "outside_fraction": round(self.outside_fraction, 5),
             "outside_fraction_p95_frame": round(p95, 5),
@@ -87,11 +93,14 @@ def score_frame(q: Quality, index: int, sample: synth.Sample, detected: Sequence
     for b in sample.boxes:
         if b.area == 0:
             continue
-        cov = float(blanked[b.y0:b.y1, b.x0:b.x1].mean())
+        region = blanked[b.y0:b.y1, b.x0:b.x1]
+        cov = float(region.mean())
         ok = cov >= COVERAGE
         if b.size >= min_height:
             q.planted += 1
             q.found += ok
+            ink = b.ink if b.ink is not None and b.ink.any() else np.ones(region.shape, bool)
+            q.found_ink += bool(float(region[ink].mean()) >= COVERAGE)
             if not ok:
                 q.missed.append((index, b.text, b.size))
         else:

@@ -123,6 +123,10 @@ def _pad_batch(frames: Sequence[np.ndarray]) -> tuple[torch.Tensor, list[tuple[i
 # --------------------------------------------------------------------------- output
 
 
+FLAT_TOL = 0.05  # a line within this of the level outside is background
+FLAT_INK = 0.04  # on a flat background, ink differs from it by more than this
+
+
 def _runs(hits: np.ndarray, max_gap: int) -> list[tuple[int, int]]:
     """Half-open runs of True in ``hits``, joining runs separated by at most ``max_gap``."""
     idx = np.nonzero(hits)[0]
@@ -159,7 +163,7 @@ def _shrink_side(grey: np.ndarray, b: list[int], side: str) -> None:
     if ref is None or ref.size == 0:
         return
     bg = float(np.median(ref))
-    tol = 0.05 + min(0.05, 3.0 * float(np.median(np.abs(ref - bg))))
+    tol = FLAT_TOL + min(0.05, 3.0 * float(np.median(np.abs(ref - bg))))
     span = b[3] - b[1] if side in ("top", "bottom") else b[2] - b[0]
     budget = max(STRIDE, span // 4)
     while budget > 0 and b[2] - b[0] > 1 and b[3] - b[1] > 1:
@@ -196,7 +200,7 @@ def _split_lines(grey: np.ndarray, box: Box) -> list[Box]:
     noise = float(np.percentile(np.abs(ref - bg), 99))
     if noise > 0.06:
         return [box]  # not a flat background: keep the box whole
-    ink = np.abs(inner - bg) > max(0.04, 1.5 * noise)
+    ink = np.abs(inner - bg) > max(FLAT_INK, 1.5 * noise)
     out: list[Box] = []
     for r0, r1 in _runs(np.asarray(ink.any(axis=1)), 2):
         band = ink[r0:r1]
@@ -207,19 +211,101 @@ def _split_lines(grey: np.ndarray, box: Box) -> list[Box]:
     return out or [box]
 
 
-def refine_box(grey: np.ndarray, box: Box) -> list[Box]:
+def _ring(grey: np.ndarray, b: Box, width: int) -> np.ndarray:
+    """The pixels of a frame of ``width`` around box ``b`` (clipped to the image)."""
+    rows, cols = grey.shape
+    ry0, rx0 = max(0, b.y0 - width), max(0, b.x0 - width)
+    area = grey[ry0:min(rows, b.y1 + width), rx0:min(cols, b.x1 + width)]
+    outside = np.ones(area.shape, bool)
+    outside[b.y0 - ry0:b.y1 - ry0, b.x0 - rx0:b.x1 - rx0] = False
+    return area[outside]
+
+
+MIN_SPECK = 5  # ink components on texture smaller than this (pixels) are noise
+
+
+def _split_busy(grey: np.ndarray, box: Box) -> list[Box] | None:
+    """On a textured background, cut a box into lines and pieces of the pixels that lie
+    beyond the range of the background around it (brighter than its 99th percentile or
+    darker than its 1st), each piece with one pixel of margin; ``None`` when no ink stands
+    out. Specks of fewer than MIN_SPECK pixels are taken for noise."""
+    ring = _ring(grey, box, 3)
+    if ring.size < 16:
+        return None
+    lo, hi = np.percentile(ring, (1.0, 99.0))
+    x0, y0, x1, y1 = box.x0, box.y0, box.x1, box.y1
+    inner = grey[y0:y1, x0:x1]
+    ink = (inner > hi) | (inner < lo)
+    labels, n = ndimage.label(ink, structure=np.ones((3, 3), bool))
+    if n:  # specks of a few pixels are noise, not strokes
+        sizes = np.bincount(labels.ravel(), minlength=n + 1)
+        ink = (sizes >= MIN_SPECK)[labels] & ink
+    if int(ink.sum()) < 4:
+        return None
+    out = []
+    for r0, r1 in _runs(np.asarray(ink.any(axis=1)), 2):
+        band = ink[r0:r1]
+        for c0, c1 in _runs(np.asarray(band.any(axis=0)), max(3, 2 * (r1 - r0))):
+            rr = np.nonzero(band[:, c0:c1].any(axis=1))[0]
+            out.append(Box(max(x0, x0 + c0 - 1), max(y0, y0 + r0 + int(rr[0]) - 1),
+                           min(x1, x0 + c1 + 1), min(y1, y0 + r0 + int(rr[-1]) + 2),
+                           box.score, box.source))
+    return out or None
+
+
+# A fit to textured ink is kept only when its pieces touch this share of the component's
+# confident cells (probability >= CONFIDENT), so that ink too faint to stand out against
+# the background is never cut away; otherwise the coarse box stays.
+BUSY_COVER = 0.97
+CONFIDENT = 0.5
+# Boxes not fitted against a flat background are grown by this much more than flat ones:
+# their edges are known less exactly.
+UNSURE_MARGIN = 1
+
+
+def _covers(pieces: Sequence[Box], confident: np.ndarray, cy: int, cx: int) -> bool:
+    """Whether ``pieces`` overlap at least BUSY_COVER of the ``confident`` cells, a cell
+    mask whose first cell is (cy, cx) on the 1/4 grid."""
+    total = int(confident.sum())
+    if total == 0:
+        return True
+    hh, ww = confident.shape
+    hit = np.zeros((hh, ww), bool)
+    for b in pieces:
+        r0, r1 = b.y0 // STRIDE - cy, -(-b.y1 // STRIDE) - cy
+        c0, c1 = b.x0 // STRIDE - cx, -(-b.x1 // STRIDE) - cx
+        hit[max(0, r0):max(0, r1), max(0, c0):max(0, c1)] = True
+    return int((hit & confident).sum()) >= BUSY_COVER * total
+
+
+def refine_box(grey: np.ndarray, box: Box, confident: np.ndarray | None = None,
+               cell_origin: tuple[int, int] = (0, 0)) -> list[Box]:
     """Fit a coarse box (multiples of 4 px) to the text inside it, at full resolution.
 
     Each side moves inward while its outermost line looks like the two lines just outside
     it (no pixels clearly different), so a busy neighbourhood on one side does not stop the
     others. On a flat background the box is then cut into lines and pieces, each fit to its
-    ink. Boxes never grow; where nothing is clear the coarse box stays (recall first).
+    ink (exact: these get no extra margin). On a textured one it is cut into the pieces of
+    ink that stand out from the background around it, kept only when they cover the
+    component's ``confident`` cells (a mask on the 1/4 grid whose first cell is
+    ``cell_origin``; see :data:`BUSY_COVER`). Boxes never grow beyond the coarse box except
+    by :data:`UNSURE_MARGIN` on those that are not flat fits; where nothing is clear the
+    shrunk coarse box stays (recall first).
     """
     b = [box.x0, box.y0, min(box.x1, grey.shape[1]), min(box.y1, grey.shape[0])]
     for side in ("top", "bottom", "left", "right"):
         _shrink_side(grey, b, side)
     fitted = Box(b[0], b[1], b[2], b[3], box.score, box.source)
-    return _split_lines(grey, fitted)
+    pieces = _split_lines(grey, fitted)
+    if len(pieces) != 1 or pieces[0] is not fitted:
+        return pieces
+    busy = _split_busy(grey, fitted)
+    if busy is None or (confident is not None and not _covers(busy, confident, *cell_origin)):
+        busy = [fitted]
+    rows, cols = grey.shape
+    m = UNSURE_MARGIN
+    return [Box(max(0, p.x0 - m), max(0, p.y0 - m), min(cols, p.x1 + m), min(rows, p.y1 + m),
+                p.score, p.source) for p in busy]
 
 
 HYSTERESIS = 0.5  # default: components reach down to this share of the threshold
@@ -246,7 +332,12 @@ def boxes_from_probability(prob: np.ndarray, rows: int, columns: int, threshold:
         ys, xs = sl
         b = Box(xs.start * STRIDE, ys.start * STRIDE, min(columns, xs.stop * STRIDE),
                 min(rows, ys.stop * STRIDE), float(peaks[i]))
-        out.extend(refine_box(grey, b) if grey is not None else [b])
+        if grey is None:
+            out.append(b)
+            continue
+        confident = (labels[sl] == i + 1) & (p[sl] >= CONFIDENT)
+        pieces = refine_box(grey, b, confident, (ys.start, xs.start))
+        out.extend(pieces)
     return out
 
 

@@ -45,6 +45,10 @@ HELD_OUT_FONTS = (
 
 Array = np.ndarray
 
+# A glyph pixel is part of the ground truth only where drawing the text changed the frame by
+# at least this much (of the [0, 1] range, about 10 of 255 grey levels).
+VISIBLE_CONTRAST = 0.04
+
 
 @dataclass(frozen=True)
 class TextBox:
@@ -57,6 +61,9 @@ class TextBox:
     text: str
     size: int  # nominal font size in pixels, the "text height" of the acceptance criteria
     cut: bool = False  # partly outside the frame
+    # the visible ink pixels inside the box (bool, the box's shape); None: all of the box
+    ink: Array | None = field(default=None, compare=False, repr=False)
+    outlined: bool = False  # drawn with a contrasting outline, so all of its ink shows
 
     @property
     def area(self) -> int:
@@ -507,14 +514,16 @@ def _composite(rng: np.random.Generator, canvas: _Canvas, ink: Array, edge: Arra
     a_edge, a_ink = edge[sub], ink[sub]
     dst[:] = dst * (1 - a_edge) + edge_v * a_edge
     dst[:] = dst * (1 - a_ink) + ink_v * a_ink
-    iy, ix = np.nonzero(a_ink > 0.25)
+    ink_px = a_ink > 0.25
+    iy, ix = np.nonzero(ink_px)
     if iy.size == 0:
         return None
     bx0, by0 = cx0 + int(ix.min()), cy0 + int(iy.min())
     bx1, by1 = cx0 + int(ix.max()) + 1, cy0 + int(iy.max()) + 1
     full_w, full_h = int(xs.max() - xs.min() + 1), int(ys.max() - ys.min() + 1)
     cut = (bx1 - bx0) < full_w or (by1 - by0) < full_h
-    box = TextBox(bx0, by0, bx1, by1, text, size, cut)
+    box = TextBox(bx0, by0, bx1, by1, text, size, cut,
+                  ink_px[by0 - cy0:by1 - cy0, bx0 - cx0:bx1 - cx0].copy(), bool(a_edge.any()))
     canvas.boxes.append(box)
     return box
 
@@ -669,6 +678,7 @@ def make_sample(rng: np.random.Generator, h: int, w: int, split: Split,
     img = np.clip(img, 0, 1).astype(np.float32)
     img = _add_decoys(rng, img)
     canvas = _Canvas(np.ascontiguousarray(img, dtype=np.float32))
+    plain = np.clip(canvas.image, 0, 1)  # the frame without its text
     if rng.random() < text_prob:
         chosen = rng.choice(split.layouts, size=int(rng.integers(1, 3)), replace=False)
         # at most one layout paints a band or card, and it goes first: nothing covers text
@@ -678,13 +688,38 @@ def make_sample(rng: np.random.Generator, h: int, w: int, split: Split,
         for name in names:
             LAYOUTS[name](rng, canvas, fonts)
     out = np.clip(canvas.image, 0, 1).astype(np.float32)
-    if rng.random() < 0.3:  # a global gamma, as display LUTs vary
-        out = out ** float(rng.uniform(0.6, 1.6))
+    gamma = float(rng.uniform(0.6, 1.6)) if rng.random() < 0.3 else 1.0  # display LUTs vary
+    if gamma != 1.0:
+        out = out ** gamma
+        plain = plain ** gamma
     rgb = None
     if rng.random() < split.colour_fraction:
         rgb = _colourise(rng, out, canvas.boxes)
-    mask = boxes_mask(canvas.boxes, h, w)
-    return Sample(out, canvas.boxes, mask, rgb)
+    boxes = _visible(canvas.boxes, np.abs(out - plain) >= VISIBLE_CONTRAST)
+    return Sample(out, boxes, boxes_mask(boxes, h, w), rgb)
+
+
+def _visible(boxes: Sequence[TextBox], changed: Array) -> list[TextBox]:
+    """The truth: each string cut down to the ink that can be seen in the finished frame.
+
+    Where glyphs land on a background of their own value (white text running onto bone,
+    dark text off a panel onto black, or a dark grey that the gamma then crushes) nothing is
+    drawn, and those pixels carry no text; a string with no visible ink is no text at all.
+    An outline makes all of the ink visible.
+    """
+    out = []
+    for b in boxes:
+        ink = b.ink if b.ink is not None else np.ones((b.y1 - b.y0, b.x1 - b.x0), bool)
+        if not b.outlined:
+            ink = ink & changed[b.y0:b.y1, b.x0:b.x1]
+        iy, ix = np.nonzero(ink)
+        if iy.size == 0:
+            continue
+        y0, y1, x0, x1 = int(iy.min()), int(iy.max()) + 1, int(ix.min()), int(ix.max()) + 1
+        shrunk = (y0, x0, y1, x1) != (0, 0, ink.shape[0], ink.shape[1])
+        out.append(TextBox(b.x0 + x0, b.y0 + y0, b.x0 + x1, b.y0 + y1, b.text, b.size,
+                           b.cut or shrunk, ink[y0:y1, x0:x1], b.outlined))
+    return out
 
 
 def boxes_mask(boxes: Sequence[TextBox], h: int, w: int) -> Array:

@@ -1,0 +1,104 @@
+"""Fitting the detector's coarse boxes to the ink: flat and textured backgrounds, and the
+rule that keeps faint text whole."""
+
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+from gateway.pixels.boxes import Box, boxes_mask
+from gateway.pixels.model import (
+    STRIDE,
+    boxes_from_probability,
+    refine_box,
+)
+
+
+def _text(canvas: np.ndarray, xy: tuple[int, int], text: str, value: float,
+          size: int = 16) -> tuple[int, int, int, int]:
+    """Draw ``text`` (no anti-aliasing) and return its ink box (x0, y0, x1, y1)."""
+    layer = Image.new("L", (canvas.shape[1], canvas.shape[0]), 0)
+    d = ImageDraw.Draw(layer)
+    d.fontmode = "1"
+    d.text(xy, text, fill=255, font=ImageFont.load_default(size))
+    ink = np.asarray(layer) > 0
+    canvas[ink] = value
+    ys, xs = np.nonzero(ink)
+    return int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1
+
+
+def _coarse(*inks: tuple[int, int, int, int]) -> Box:
+    """The cell-aligned box around some ink boxes, one cell larger on each side."""
+    x0 = min(b[0] for b in inks) // STRIDE * STRIDE - STRIDE
+    y0 = min(b[1] for b in inks) // STRIDE * STRIDE - STRIDE
+    x1 = -(-max(b[2] for b in inks) // STRIDE) * STRIDE + STRIDE
+    y1 = -(-max(b[3] for b in inks) // STRIDE) * STRIDE + STRIDE
+    return Box(x0, y0, x1, y1, 0.9)
+
+
+def _covered(boxes: list[Box], ink: tuple[int, int, int, int], shape: tuple[int, int]) -> float:
+    m = boxes_mask(boxes, *shape)
+    return float(m[ink[1]:ink[3], ink[0]:ink[2]].mean())
+
+
+def test_flat_background_fits_each_line_exactly() -> None:
+    grey = np.zeros((120, 240), np.float32)
+    a = _text(grey, (20, 20), "SMITH^JOHN", 1.0)
+    b = _text(grey, (20, 48), "1970-01-01", 1.0)
+    boxes = refine_box(grey, _coarse(a, b))
+    assert sorted((x.x0, x.y0, x.x1, x.y1) for x in boxes) == sorted([a, b])
+
+
+def test_textured_background_is_cut_into_lines_with_a_margin() -> None:
+    rng = np.random.default_rng(5)
+    grey = np.clip(rng.normal(0.45, 0.08, (120, 240)), 0, 1).astype(np.float32)
+    a = _text(grey, (20, 20), "SMITH^JOHN", 1.0)
+    b = _text(grey, (20, 48), "1970-01-01", 1.0)
+    coarse = _coarse(a, b)
+    boxes = sorted(refine_box(grey, coarse), key=lambda x: x.y0)
+    assert len(boxes) == 2
+    for box, ink in zip(boxes, (a, b), strict=True):
+        assert _covered([box], ink, grey.shape) == 1.0
+        # noise touching the glyphs may add a pixel or two, the margin one more
+        assert box.x0 >= ink[0] - 4 and box.y0 >= ink[1] - 4
+        assert box.x1 <= ink[2] + 4 and box.y1 <= ink[3] + 4
+    assert boxes_mask(boxes, *grey.shape).sum() < coarse.area * 0.7
+
+
+def test_faint_text_on_texture_keeps_the_coarse_box() -> None:
+    """Ink that does not stand out from the background's range is not cut away when the
+    map is confident about cells it would lose: the whole coarse box stays."""
+    rng = np.random.default_rng(6)
+    grey = np.clip(rng.normal(0.5, 0.15, (100, 240)), 0, 1).astype(np.float32)
+    strong = _text(grey, (20, 20), "ID", 1.0)
+    faint = _text(grey, (60, 20), "123456789", 0.62)  # inside the background's spread
+    coarse = _coarse(strong, faint)
+    rows, cols = (coarse.y1 - coarse.y0) // STRIDE, (coarse.x1 - coarse.x0) // STRIDE
+    confident = np.zeros((rows, cols), bool)
+    for x0, y0, x1, y1 in (strong, faint):
+        confident[(y0 - coarse.y0) // STRIDE:-(-(y1 - coarse.y0) // STRIDE),
+                  (x0 - coarse.x0) // STRIDE:-(-(x1 - coarse.x0) // STRIDE)] = True
+    kept = refine_box(grey, coarse, confident, (coarse.y0 // STRIDE, coarse.x0 // STRIDE))
+    assert _covered(kept, faint, grey.shape) == 1.0
+    # without the map's say, the same fit would have dropped the faint string
+    cut = refine_box(grey, coarse)
+    assert _covered(cut, faint, grey.shape) < 0.95
+
+
+def test_boxes_from_probability_fits_lines_on_texture_within_the_map() -> None:
+    """End to end from a map: two lines on a textured background, marked by the map as
+    one component, come back as fitted boxes that cover both and leave the gap alone."""
+    rng = np.random.default_rng(7)
+    grey = np.clip(rng.normal(0.4, 0.1, (128, 256)), 0, 1).astype(np.float32)
+    a = _text(grey, (16, 16), "DOE^JANE", 1.0, 20)
+    b = _text(grey, (16, 52), "19700101", 1.0, 20)
+    prob = np.zeros((128 // STRIDE, 256 // STRIDE), np.float32)
+    for x0, y0, x1, y1 in (a, b):
+        prob[y0 // STRIDE:-(-y1 // STRIDE), x0 // STRIDE:-(-x1 // STRIDE)] = 0.9
+    prob[a[3] // STRIDE:b[1] // STRIDE, 6] = 0.2  # the map joins the two lines
+    boxes = boxes_from_probability(prob, 128, 256, 0.3, grey, 0.5)
+    assert len(boxes) == 2
+    for ink in (a, b):
+        assert _covered(boxes, ink, grey.shape) == 1.0
+    gap = boxes_mask(boxes, 128, 256)[a[3] + 4:b[1] - 4, a[0]:a[2]]
+    assert not gap.any()
