@@ -34,20 +34,24 @@ def test_weights_are_small_and_load_from_disk() -> None:
     assert det.version.startswith("textdet@")
 
 
-# The issue's targets are recall >= 0.99 and outside area <= 2%. Measured with the committed
-# weights and default padding (MODEL_CARD.md): recall 0.991 on these 150 frames (0.984 on 300
-# others) and outside area 2.7% (2.6%): the area target is NOT met, mostly because the 2 px
-# padding around tight ink boxes is counted as outside. These bounds pin what is achieved so
-# that a regression fails; they are not the targets.
-MIN_RECALL, MAX_OUTSIDE = 0.985, 0.03
+# The issue's targets: recall >= 0.99 for text >= 8 px and blanked area outside the text
+# <= 2%, on held-out frames. Measured with the committed weights and the stage's padding on
+# these 300 frames (MODEL_CARD.md): recall 0.9901 by box and 0.9922 by ink, so the recall
+# target is asserted as it stands (it holds by a margin of one string in 1,924: a change that
+# loses text fails here). The blanked area outside the text is 2.6%: that target is NOT met
+# (2 px of padding around tight ink boxes alone costs 1.1% on frames this dense), so its
+# bound pins the measured level so that a regression fails; it is not the target.
+MIN_RECALL, MAX_OUTSIDE = 0.99, 0.03
 
 
 def test_held_out_recall_and_outside_area(detector: Detector) -> None:
-    """Held-out frames (other seed, fonts, layouts): recall for text >= 8 px and blanked area
-    outside the planted text stay at the measured level, with the stage's padding."""
-    q = E.evaluate(detector.detect, E.held_out(150), PAD.pad_px, PAD.pad_fraction)
+    """Held-out frames (other seed, fonts, layouts): recall for text >= 8 px, by box and by
+    ink, and the blanked area outside the planted text, with the stage's padding."""
+    q = E.evaluate(detector.detect, E.held_out(300), PAD.pad_px, PAD.pad_fraction)
     s = q.summary()
+    assert s["planted"] >= 1500  # enough strings for the figure to mean something
     assert s["recall"] >= MIN_RECALL, (s, q.missed[:10])
+    assert s["recall_ink"] >= MIN_RECALL, s
     assert s["outside_fraction"] <= MAX_OUTSIDE, s
 
 

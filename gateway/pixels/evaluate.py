@@ -18,8 +18,9 @@ from gateway.pixels import synth
 from gateway.pixels.boxes import Box, boxes_mask, prepare
 
 COVERAGE = 0.95
-# Hold-out split: its own seed, fonts and layouts (see gateway.pixels.synth).
-HELD_OUT_SEED = 20240917
+# Hold-out split: its own seed, fonts and layouts (see gateway.pixels.synth). The seed changed
+# from 20240917 once choices had been made looking at that one (MODEL_CARD.md).
+HELD_OUT_SEED = 20261231
 # Validation: training fonts and layouts, a seed training never draws; used to choose the
 # threshold and padding, so that the held-out figures stay untouched by any choice.
 VALIDATION_SEED = 777

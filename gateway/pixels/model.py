@@ -26,7 +26,7 @@ from torch import nn
 from gateway.pixels.boxes import Box
 
 MODEL_NAME = "textdet"
-MODEL_VERSION = "v1"
+MODEL_VERSION = "v1.1"  # v1: the architecture and file; .1: the third training phase
 STRIDE = 4  # one output cell per STRIDE x STRIDE input pixels
 ALIGN = 16  # input sides are padded to a multiple of this
 DEFAULT_WEIGHTS = Path(__file__).resolve().parents[2] / "models" / "textdet" / "textdet-v1.pt"
