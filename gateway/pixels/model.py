@@ -183,8 +183,9 @@ def _shrink_side(grey: np.ndarray, b: list[int], side: str) -> None:
             b[2] -= 1
 
 
-def _split_lines(grey: np.ndarray, box: Box) -> list[Box]:
-    """On a flat background, cut a box into its lines and line pieces, each fit to its ink."""
+def _split_lines(grey: np.ndarray, box: Box) -> list[Box] | None:
+    """On a flat background, cut a box into its lines and line pieces, each fit to its ink;
+    ``None`` when the background around the box is not flat."""
     x0, y0, x1, y1 = box.x0, box.y0, box.x1, box.y1
     rows, cols = grey.shape
     ring = grey[max(0, y0 - 2):min(rows, y1 + 2), max(0, x0 - 2):min(cols, x1 + 2)].copy()
@@ -199,7 +200,7 @@ def _split_lines(grey: np.ndarray, box: Box) -> list[Box]:
     bg = float(np.median(ref))
     noise = float(np.percentile(np.abs(ref - bg), 99))
     if noise > 0.06:
-        return [box]  # not a flat background: keep the box whole
+        return None
     ink = np.abs(inner - bg) > max(FLAT_INK, 1.5 * noise)
     out: list[Box] = []
     for r0, r1 in _runs(np.asarray(ink.any(axis=1)), 2):
@@ -297,7 +298,7 @@ def refine_box(grey: np.ndarray, box: Box, confident: np.ndarray | None = None,
         _shrink_side(grey, b, side)
     fitted = Box(b[0], b[1], b[2], b[3], box.score, box.source)
     pieces = _split_lines(grey, fitted)
-    if len(pieces) != 1 or pieces[0] is not fitted:
+    if pieces is not None:
         return pieces
     busy = _split_busy(grey, fitted)
     if busy is None or (confident is not None and not _covers(busy, confident, *cell_origin)):
