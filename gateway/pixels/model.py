@@ -23,13 +23,14 @@ import torch.nn.functional as F
 from scipy import ndimage
 from torch import nn
 
+from gateway.paths import shipped
 from gateway.pixels.boxes import Box
 
 MODEL_NAME = "textdet"
 MODEL_VERSION = "v1.1"  # v1: the architecture and file; .1: the third training phase
 STRIDE = 4  # one output cell per STRIDE x STRIDE input pixels
 ALIGN = 16  # input sides are padded to a multiple of this
-DEFAULT_WEIGHTS = Path(__file__).resolve().parents[2] / "models" / "textdet" / "textdet-v1.pt"
+DEFAULT_WEIGHTS = shipped("models") / "textdet" / "textdet-v1.pt"  # checkout or installed
 
 
 def _cbr(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
