@@ -13,7 +13,13 @@ from gateway.config import Settings
 from gateway.pipeline.stage import StageContext, StageServices
 from gateway.pixels import evaluate as E
 from gateway.pixels.boxes import boxes_mask, prepare
-from gateway.pixels.model import DEFAULT_WEIGHTS, Detector, load_detector
+from gateway.pixels.model import (
+    DEFAULT_WEIGHTS,
+    Detector,
+    TextDetNet,
+    fold_batchnorm,
+    load_detector,
+)
 from gateway.pixels.settings import PixelModelSettings
 from gateway.pixels.stage import make_stage
 from tests.pixels_data import ultrasound
@@ -107,3 +113,25 @@ def test_cuda_and_cpu_agree(detector: Detector) -> None:
     grey = [g.max(axis=2) if g.ndim == 3 else g for g in grey]
     for a, b in zip(detector.probability(grey), gpu.probability(grey), strict=True):
         np.testing.assert_allclose(a, b, atol=2e-3)
+
+
+@pytest.mark.parametrize("stride", [4, 2])
+def test_folding_batch_norms_keeps_the_function(stride: int) -> None:
+    """fold_batchnorm (done at load) computes what the trained net computes, for both
+    output strides, with batch-norm statistics far from the identity."""
+    torch.manual_seed(0)
+    net = TextDetNet(stride=stride)
+    for m in net.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-1, 1)
+            m.running_var.uniform_(0.3, 3)
+            m.weight.data.uniform_(0.5, 1.5)
+            m.bias.data.uniform_(-0.5, 0.5)
+    net.eval()
+    x = torch.rand(2, 1, 96, 128)
+    with torch.inference_mode():
+        want = net(x)
+        got = fold_batchnorm(net)(x)
+    assert want.shape == (2, 1, 96 // stride, 128 // stride)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in net.modules())
+    assert torch.allclose(want, got, atol=1e-4, rtol=1e-4), float((want - got).abs().max())

@@ -104,7 +104,8 @@ def detect_grey(det: Detector, grey: Sequence[np.ndarray]) -> list[list[Box]]:
 
     scaled = [g.astype(np.float32) * np.float32(1 / 255) for g in grey]
     probs = det.probability(scaled)
-    return [boxes_from_probability(p, g.shape[0], g.shape[1], det.threshold, g, det.hysteresis)
+    return [boxes_from_probability(p, g.shape[0], g.shape[1], det.threshold, g, det.hysteresis,
+                                   det.stride)
             for p, g in zip(probs, scaled, strict=True)]
 
 

@@ -45,21 +45,22 @@ def stored_frame(rng: np.random.Generator, s: synth.Sample) -> np.ndarray:
     return (s.image * 65535).astype(np.uint16)
 
 
-def cell_target(mask: np.ndarray) -> np.ndarray:
-    """Fraction of each STRIDE x STRIDE cell inside text."""
+def cell_target(mask: np.ndarray, stride: int = STRIDE) -> np.ndarray:
+    """Fraction of each stride x stride cell inside text."""
     h, w = mask.shape
-    m = mask[: h - h % STRIDE, : w - w % STRIDE].astype(np.float32)
-    return m.reshape(h // STRIDE, STRIDE, w // STRIDE, STRIDE).mean(axis=(1, 3))
+    m = mask[: h - h % stride, : w - w % stride].astype(np.float32)
+    return m.reshape(h // stride, stride, w // stride, stride).mean(axis=(1, 3))
 
 
-def cell_weight(boxes: list[synth.TextBox], h: int, w: int) -> np.ndarray:
+def cell_weight(boxes: list[synth.TextBox], h: int, w: int, stride: int = STRIDE) -> np.ndarray:
     """Per-cell loss weight: 1 on background, more on small text items (up to 8x), so that a
-    lone letter counts about as much as a long line (``--box-weighting``)."""
-    wt = np.ones((h // STRIDE, w // STRIDE), np.float32)
+    lone letter counts about as much as a long line (``--box-weighting``). The scale is the
+    area in 4x4 cells whatever the stride, so the weighting means the same at stride 2."""
+    wt = np.ones((h // stride, w // stride), np.float32)
     for b in boxes:
-        y0, y1 = b.y0 // STRIDE, -(-b.y1 // STRIDE)
-        x0, x1 = b.x0 // STRIDE, -(-b.x1 // STRIDE)
-        cells = max(1, (y1 - y0) * (x1 - x0))
+        y0, y1 = b.y0 // stride, -(-b.y1 // stride)
+        x0, x1 = b.x0 // stride, -(-b.x1 // stride)
+        cells = max(1, (y1 - y0) * (x1 - x0)) * (stride * stride) / 16.0
         v = float(np.clip(np.sqrt(64.0 / cells), 1.0, 8.0))
         wt[y0:y1, x0:x1] = np.maximum(wt[y0:y1, x0:x1], v)
     return wt
@@ -68,8 +69,10 @@ def cell_weight(boxes: list[synth.TextBox], h: int, w: int) -> np.ndarray:
 class SynthStream(IterableDataset):  # type: ignore[type-arg]
     """An endless stream of (grey frame, cell target) pairs from one seed per worker."""
 
-    def __init__(self, seed: int, size: int, box_weighting: bool = False) -> None:
+    def __init__(self, seed: int, size: int, box_weighting: bool = False,
+                 stride: int = STRIDE) -> None:
         self.seed, self.size, self.box_weighting = seed, size, box_weighting
+        self.stride = stride
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
         info = get_worker_info()
@@ -79,8 +82,9 @@ class SynthStream(IterableDataset):  # type: ignore[type-arg]
         while True:
             s = synth.make_sample(rng, self.size, self.size, synth.TRAIN, fonts)
             grey = frame_to_grey(stored_frame(rng, s))
-            target = cell_target(s.mask)
-            weight = cell_weight(s.boxes, self.size, self.size) if self.box_weighting \
+            target = cell_target(s.mask, self.stride)
+            weight = cell_weight(s.boxes, self.size, self.size, self.stride) \
+                if self.box_weighting \
                 else np.ones_like(target)
             yield (torch.from_numpy(grey[None]), torch.from_numpy(target[None]),
                    torch.from_numpy(weight[None]))
@@ -100,16 +104,22 @@ def train(args: argparse.Namespace) -> dict[str, object]:
     torch.manual_seed(args.seed)
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
-    net = TextDetNet()
+    net = TextDetNet(stride=args.stride)
     if args.init:
-        net.load_state_dict(torch.load(args.init, map_location="cpu",
-                                       weights_only=True)["state_dict"])
+        # a stride-2 net starts from stride-4 weights: the shared layers load, the new
+        # top-down fusion and head start fresh (the old head is dropped)
+        state = torch.load(args.init, map_location="cpu", weights_only=True)["state_dict"]
+        own = net.state_dict()
+        shared = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+        missing = net.load_state_dict(shared, strict=False).missing_keys
+        print(json.dumps({"init": str(args.init), "loaded": len(shared),
+                          "fresh": missing}), flush=True)
     net = net.to(device)
     opt = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: min(1.0, (s + 1) / max(1, args.warmup))
         * 0.5 * (1 + math.cos(math.pi * s / args.steps)))
-    loader = DataLoader(SynthStream(args.seed, args.size, args.box_weighting),
+    loader = DataLoader(SynthStream(args.seed, args.size, args.box_weighting, args.stride),
                         batch_size=args.batch,
                         num_workers=args.workers, persistent_workers=args.workers > 0,
                         prefetch_factor=4 if args.workers else None)
@@ -141,11 +151,12 @@ def save(net: TextDetNet, args: argparse.Namespace, steps: int,
         "batch": args.batch, "size": args.size, "lr": args.lr, "threshold": args.threshold,
         "train_seconds": round(seconds, 1), "threads": args.threads,
         "init": str(args.init) if args.init else None, "box_weighting": args.box_weighting,
+        "stride": args.stride,
         "fonts": list(synth.available_fonts(synth.TRAIN.fonts)),
         "layouts": list(synth.TRAIN.layouts),
     }
     state = {k: v.detach().cpu() for k, v in net.state_dict().items()}
-    blob = {"state_dict": state, "widths": {}, **meta}
+    blob = {"state_dict": state, "widths": {"stride": args.stride}, **meta}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     torch.save(blob, args.out)
     return meta
@@ -169,6 +180,8 @@ def main() -> None:
     p.add_argument("--box-weighting", action="store_true",
                    help="weight small text items up in the loss (fine-tuning phase)")
     p.add_argument("--warmup", type=int, default=300)
+    p.add_argument("--stride", type=int, default=STRIDE, choices=(2, 4),
+                   help="output stride of the map (2: the v2 architecture)")
     meta = train(p.parse_args())
     print(json.dumps({"saved": True, **{k: v for k, v in meta.items() if k != "fonts"}}))
 
