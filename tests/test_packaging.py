@@ -31,7 +31,7 @@ def test_wheel_ships_the_data_folders(wheel: Path) -> None:
     data = "deid_gateway-0.1.0.data/data/share/deid-gateway/"
     for rel in ("rules/ps3.15/basic_profile.json", "rules/ps3.15/safe_private.json",
                 "rules/ps3.3/iod_types.json", "rules/profiles/research.yaml",
-                "models/textdet/textdet-v1.pt"):
+                "models/textdet/textdet-v2.pt"):
         assert data + rel in names, rel
 
 

@@ -1,9 +1,10 @@
 """Our burned-in text detector: a small fully-convolutional network and the code around it.
 
-The network maps one grey channel in [0, 1] to a text-probability map at a quarter of the
-resolution (one cell per 4x4 pixels). Boxes are the bounding rectangles of the connected
-components of the thresholded map. It is a light encoder/decoder (stride 16 at the bottom,
-dilated depthwise-separable blocks for context, two top-down fusions), about 32 k parameters,
+The network maps one grey channel in [0, 1] to a text-probability map at half the resolution
+(one cell per 2x2 pixels; v1 had one per 4x4, ``TextDetNet(stride=4)``). Boxes are the
+bounding rectangles of the connected components of the thresholded map, fitted to the ink at
+full resolution. It is a light encoder/decoder (stride 16 at the bottom, dilated
+depthwise-separable blocks for context, three top-down fusions), about 32 k parameters,
 designed to run at tens of frames per second on one CPU core and in large batches on a GPU.
 
 :func:`frame_to_grey` turns any frame the stage sees (grey of any depth, signed or not, RGB)
@@ -27,10 +28,10 @@ from gateway.paths import shipped
 from gateway.pixels.boxes import Box
 
 MODEL_NAME = "textdet"
-MODEL_VERSION = "v1.1"  # v1: the architecture and file; .1: the third training phase
-STRIDE = 4  # one output cell per STRIDE x STRIDE input pixels
+MODEL_VERSION = "v2"  # v2: output stride 2 (v1, stride 4, is in the git history)
+STRIDE = 4  # the functions' default cell size (v1); a loaded net's own is ``net.stride``
 ALIGN = 16  # input sides are padded to a multiple of this
-DEFAULT_WEIGHTS = shipped("models") / "textdet" / "textdet-v1.pt"  # checkout or installed
+DEFAULT_WEIGHTS = shipped("models") / "textdet" / "textdet-v2.pt"  # checkout or installed
 
 
 def _cbr(cin: int, cout: int, stride: int = 1) -> nn.Sequential:

@@ -60,11 +60,11 @@ class PixelModelSettings(_Section):
     The padding defaults were chosen on the validation split (models/textdet/MODEL_CARD.md).
     """
 
-    weights: Path | None = None  # None: models/textdet/textdet-v1.pt of this checkout
+    weights: Path | None = None  # None: models/textdet/textdet-v2.pt of this checkout
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     threshold: float | None = Field(default=None, gt=0, lt=1)  # None: the one in the weights
-    pad_px: int = Field(default=2, ge=0, le=64)
-    pad_fraction: float = Field(default=0.0, ge=0, le=2)
+    pad_px: int = Field(default=1, ge=0, le=64)
+    pad_fraction: float = Field(default=0.05, ge=0, le=2)
     torch_threads: int = Field(default=1, ge=1, le=256)
 
 
@@ -117,7 +117,7 @@ class PixelSettings(_Section):
     strip_jpeg_metadata: bool = True
 
     def weights_path(self) -> Path:
-        return self.model.weights or shipped("models") / "textdet" / "textdet-v1.pt"
+        return self.model.weights or shipped("models") / "textdet" / "textdet-v2.pt"
 
     def signatures_path(self) -> Path:
         return self.signatures_dir or shipped("rules") / "pixels"

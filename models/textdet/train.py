@@ -1,15 +1,17 @@
 """Train the burned-in text detector on synthetic frames (reproducible from a seed).
 
-    .venv/bin/python models/textdet/train.py --seed 1 --steps 15000 \
-        --out models/textdet/textdet-v1.pt
+    .venv/bin/python models/textdet/train.py --seed 1 --steps 15000 --stride 4 --out v1.pt
+    .venv/bin/python models/textdet/train.py --init v1.pt --seed 6 --steps 7000 ... \
+        --out models/textdet/textdet-v2.pt     # every phase's command: MODEL_CARD.md
 
 Frames come from :mod:`gateway.pixels.synth` (training split: its fonts and layouts only),
 made on the fly by one data-loader process while the main process trains with a fixed number
 of torch threads, so two cores are enough; on a GPU the same script runs faster (``--device``).
 Each frame goes through the same input path as in service: it is quantised to the stored pixel
 type of a DICOM frame (8-bit, 12-bit in 16, signed, RGB) and windowed by
-:func:`gateway.pixels.model.frame_to_grey`. The target is the fraction of each 4x4 cell that
-lies inside a text box; the loss is binary cross-entropy plus soft Dice.
+:func:`gateway.pixels.model.frame_to_grey`. The target is the fraction of each map cell (2x2
+pixels; 4x4 with ``--stride 4``) that lies inside a text box; the loss is binary cross-entropy
+plus soft Dice. The shipped weights came from four phases (MODEL_CARD.md has each command).
 """
 
 from __future__ import annotations
@@ -175,13 +177,13 @@ def main() -> None:
     p.add_argument("--threshold", type=float, default=0.35)
     p.add_argument("--log-every", type=int, default=100)
     p.add_argument("--checkpoint-every", type=int, default=1000)
-    p.add_argument("--out", type=Path, default=Path("models/textdet/textdet-v1.pt"))
+    p.add_argument("--out", type=Path, default=Path("models/textdet/textdet-v2.pt"))
     p.add_argument("--init", type=Path, default=None, help="start from these weights")
     p.add_argument("--box-weighting", action="store_true",
                    help="weight small text items up in the loss (fine-tuning phase)")
     p.add_argument("--warmup", type=int, default=300)
-    p.add_argument("--stride", type=int, default=STRIDE, choices=(2, 4),
-                   help="output stride of the map (2: the v2 architecture)")
+    p.add_argument("--stride", type=int, default=2, choices=(2, 4),
+                   help="output stride of the map (2: v2, the shipped one; 4: v1)")
     meta = train(p.parse_args())
     print(json.dumps({"saved": True, **{k: v for k, v in meta.items() if k != "fonts"}}))
 

@@ -1,6 +1,6 @@
 """Choose the threshold and padding on the validation split; store the threshold in the weights.
 
-    .venv/bin/python models/textdet/tune.py models/textdet/textdet-v1.pt
+    .venv/bin/python models/textdet/tune.py models/textdet/textdet-v2.pt
 
 The validation frames use the training fonts and layouts with a seed training never draws;
 the held-out split is not looked at, so its figures stay an honest estimate. The rule: among
@@ -28,13 +28,13 @@ def main() -> None:
     p.add_argument("weights", type=Path)
     p.add_argument("--frames", type=int, default=200)
     p.add_argument("--max-outside", type=float, default=0.02)
-    p.add_argument("--thresholds", default="0.25,0.3,0.4,0.5")
+    p.add_argument("--thresholds", default="0.1,0.15,0.2,0.25,0.3,0.4,0.5")
     p.add_argument("--dry-run", action="store_true")
     args = p.parse_args()
     torch.set_num_threads(1)
     samples = E.validation(args.frames)
     rows = []
-    pads = [(1, 0.0), (1, 0.05), (2, 0.0), (2, 0.05), (2, 0.1), (3, 0.0)]
+    pads = [(0, 0.0), (1, 0.0), (1, 0.05), (2, 0.0), (2, 0.05), (2, 0.1), (3, 0.0)]
     for t in (float(v) for v in args.thresholds.split(",")):
         for hy in (0.5, 1.0):
             det = load_detector(args.weights, "cpu", t)
