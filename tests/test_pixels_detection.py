@@ -38,6 +38,10 @@ def test_weights_are_small_and_load_from_disk() -> None:
     assert DEFAULT_WEIGHTS.stat().st_size < 4 * 1024 * 1024
     det = load_detector(DEFAULT_WEIGHTS, "cpu")
     assert det.version.startswith("textdet@")
+    blob = torch.load(DEFAULT_WEIGHTS, map_location="cpu", weights_only=True)
+    # the settings tune.py chose on validation travel in the file and are the ones used
+    assert (det.stride, det.threshold, det.hysteresis, det.unsure_margin) == (
+        blob["widths"]["stride"], blob["threshold"], blob["hysteresis"], blob["unsure_margin"])
 
 
 # The targets: recall >= 0.99 for text >= 8 px and blanked area outside the text

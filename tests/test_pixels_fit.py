@@ -65,6 +65,22 @@ def test_textured_background_is_cut_into_lines_with_a_margin() -> None:
     assert boxes_mask(boxes, *grey.shape).sum() < coarse.area * 0.7
 
 
+def test_unsure_margin_grows_only_boxes_that_are_not_flat_fits() -> None:
+    """The margin tuned into the weights (unsure_margin) grows textured fits by exactly that
+    much more, and leaves the exact fits on a flat background alone."""
+    rng = np.random.default_rng(5)
+    busy = np.clip(rng.normal(0.45, 0.08, (120, 240)), 0, 1).astype(np.float32)
+    flat = np.zeros((120, 240), np.float32)
+    for grey in (busy, flat):
+        ink = _text(grey, (20, 20), "SMITH^JOHN", 1.0)
+        one = refine_box(grey, _coarse(ink), unsure_margin=1)
+        three = refine_box(grey, _coarse(ink), unsure_margin=3)
+        assert len(one) == len(three) == 1
+        grown = (one[0].x0 - three[0].x0, one[0].y0 - three[0].y0,
+                 three[0].x1 - one[0].x1, three[0].y1 - one[0].y1)
+        assert grown == ((2, 2, 2, 2) if grey is busy else (0, 0, 0, 0))
+
+
 def test_faint_text_on_texture_keeps_the_coarse_box() -> None:
     """Ink that does not stand out from the background's range is not cut away when the
     map is confident about cells it would lose: the whole coarse box stays."""

@@ -306,7 +306,7 @@ def _split_busy(grey: np.ndarray, box: Box) -> list[Box] | None:
 BUSY_COVER = 0.97
 CONFIDENT = 0.5
 # Boxes not fitted against a flat background are grown by this much more than flat ones:
-# their edges are known less exactly.
+# their edges are known less exactly. The default; weights files carry their tuned value.
 UNSURE_MARGIN = 1
 
 
@@ -327,7 +327,8 @@ def _covers(pieces: Sequence[Box], confident: np.ndarray, cy: int, cx: int,
 
 
 def refine_box(grey: np.ndarray, box: Box, confident: np.ndarray | None = None,
-               cell_origin: tuple[int, int] = (0, 0), stride: int = STRIDE) -> list[Box]:
+               cell_origin: tuple[int, int] = (0, 0), stride: int = STRIDE,
+               unsure_margin: int = UNSURE_MARGIN) -> list[Box]:
     """Fit a coarse box (multiples of the map's ``stride``) to the text inside it, at full
     resolution.
 
@@ -338,7 +339,7 @@ def refine_box(grey: np.ndarray, box: Box, confident: np.ndarray | None = None,
     ink that stand out from the background around it, kept only when they cover the
     component's ``confident`` cells (a mask on the map's grid whose first cell is
     ``cell_origin``; see :data:`BUSY_COVER`). Boxes never grow beyond the coarse box except
-    by :data:`UNSURE_MARGIN` on those that are not flat fits; where nothing is clear the
+    by ``unsure_margin`` on those that are not flat fits; where nothing is clear the
     shrunk coarse box stays (recall first).
     """
     b = [box.x0, box.y0, min(box.x1, grey.shape[1]), min(box.y1, grey.shape[0])]
@@ -353,7 +354,7 @@ def refine_box(grey: np.ndarray, box: Box, confident: np.ndarray | None = None,
                         and not _covers(busy, confident, *cell_origin, stride)):
         busy = [fitted]
     rows, cols = grey.shape
-    m = UNSURE_MARGIN
+    m = unsure_margin
     return [Box(max(0, p.x0 - m), max(0, p.y0 - m), min(cols, p.x1 + m), min(rows, p.y1 + m),
                 p.score, p.source) for p in busy]
 
@@ -363,7 +364,8 @@ HYSTERESIS = 0.5  # default: components reach down to this share of the threshol
 
 def boxes_from_probability(prob: np.ndarray, rows: int, columns: int, threshold: float,
                            grey: np.ndarray | None = None,
-                           hysteresis: float = HYSTERESIS, stride: int = STRIDE) -> list[Box]:
+                           hysteresis: float = HYSTERESIS, stride: int = STRIDE,
+                           unsure_margin: int = UNSURE_MARGIN) -> list[Box]:
     """Boxes (frame pixels) of the text components of the map, each refined against ``grey``
     (the detector's input) when given.
 
@@ -386,7 +388,7 @@ def boxes_from_probability(prob: np.ndarray, rows: int, columns: int, threshold:
             out.append(b)
             continue
         confident = (labels[sl] == i + 1) & (p[sl] >= CONFIDENT)
-        pieces = refine_box(grey, b, confident, (ys.start, xs.start), stride)
+        pieces = refine_box(grey, b, confident, (ys.start, xs.start), stride, unsure_margin)
         out.extend(pieces)
     return out
 
@@ -407,6 +409,7 @@ class Detector:
     threshold: float = 0.35
     version: str = f"{MODEL_NAME}@{MODEL_VERSION}"
     hysteresis: float = HYSTERESIS
+    unsure_margin: int = UNSURE_MARGIN
 
     @property
     def stride(self) -> int:
@@ -431,9 +434,13 @@ class Detector:
         """Boxes of text for each raw frame (any dtype, grey or RGB); unpadded."""
         grey = [frame_to_grey(f) for f in frames]
         probs = self.probability(grey)
-        return [boxes_from_probability(p, g.shape[0], g.shape[1], self.threshold, g,
-                                       self.hysteresis, self.stride)
-                for p, g in zip(probs, grey, strict=True)]
+        return [self.boxes(p, g) for p, g in zip(probs, grey, strict=True)]
+
+    def boxes(self, prob: np.ndarray, grey: np.ndarray) -> list[Box]:
+        """Boxes of one frame from its map and its grey input, with this detector's
+        threshold, hysteresis and margin."""
+        return boxes_from_probability(prob, grey.shape[0], grey.shape[1], self.threshold, grey,
+                                      self.hysteresis, self.stride, self.unsure_margin)
 
 
 def load_detector(path: Path | None = None, device: str = "auto",
@@ -449,4 +456,5 @@ def load_detector(path: Path | None = None, device: str = "auto",
     fold_batchnorm(net.eval()).to(dev)
     thr = float(threshold if threshold is not None else blob.get("threshold", 0.35))
     version = str(blob.get("version", f"{MODEL_NAME}@{MODEL_VERSION}"))
-    return Detector(net, dev, thr, version, float(blob.get("hysteresis", HYSTERESIS)))
+    return Detector(net, dev, thr, version, float(blob.get("hysteresis", HYSTERESIS)),
+                    int(blob.get("unsure_margin", UNSURE_MARGIN)))

@@ -100,13 +100,9 @@ class InProcessClient:
 
 def detect_grey(det: Detector, grey: Sequence[np.ndarray]) -> list[list[Box]]:
     """Boxes for 8-bit grey frames (the common path of both modes)."""
-    from gateway.pixels.model import boxes_from_probability
-
     scaled = [g.astype(np.float32) * np.float32(1 / 255) for g in grey]
     probs = det.probability(scaled)
-    return [boxes_from_probability(p, g.shape[0], g.shape[1], det.threshold, g, det.hysteresis,
-                                   det.stride)
-            for p, g in zip(probs, scaled, strict=True)]
+    return [det.boxes(p, g) for p, g in zip(probs, scaled, strict=True)]
 
 
 # --------------------------------------------------------------------------- client

@@ -64,7 +64,7 @@ class PixelModelSettings(_Section):
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     threshold: float | None = Field(default=None, gt=0, lt=1)  # None: the one in the weights
     pad_px: int = Field(default=1, ge=0, le=64)
-    pad_fraction: float = Field(default=0.05, ge=0, le=2)
+    pad_fraction: float = Field(default=0.0, ge=0, le=2)
     torch_threads: int = Field(default=1, ge=1, le=256)
 
 
