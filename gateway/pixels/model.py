@@ -425,7 +425,10 @@ class Detector:
             # on a CPU one frame at a time is faster (the activations stay in cache)
             return [p for g in grey for p in self.probability([g])]
         batch, shapes = _pad_batch(grey)
-        logits = self.net(batch.to(self.device, non_blocking=True))
+        x = batch.to(self.device, non_blocking=True)
+        if self.device.type == "cpu":  # the layout load_detector gave the weights there
+            x = x.contiguous(memory_format=torch.channels_last)
+        logits = self.net(x)
         prob = torch.sigmoid(logits)[:, 0].float().cpu().numpy()
         s = self.stride
         return [prob[i, : -(-h // s), : -(-w // s)] for i, (h, w) in enumerate(shapes)]
@@ -454,6 +457,9 @@ def load_detector(path: Path | None = None, device: str = "auto",
     net.load_state_dict(state)
     dev = pick_device(device)
     fold_batchnorm(net.eval()).to(dev)
+    if dev.type == "cpu":
+        # oneDNN runs these thin convolutions 1.4-2x faster in NHWC (same maps to ~1e-5)
+        net.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     thr = float(threshold if threshold is not None else blob.get("threshold", 0.35))
     version = str(blob.get("version", f"{MODEL_NAME}@{MODEL_VERSION}"))
     return Detector(net, dev, thr, version, float(blob.get("hysteresis", HYSTERESIS)),
