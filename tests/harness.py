@@ -68,6 +68,22 @@ def storescu(
     return proc
 
 
+DCMSEND = shutil.which("dcmsend", path="/usr/bin:/usr/local/bin") or "/usr/bin/dcmsend"
+
+
+def dcmsend(port: int, folder: Path, called: str = "DEID_GATEWAY",
+            calling: str = "MODALITY", timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    """Run DCMTK's dcmsend on a folder: it proposes each file's own transfer syntax, so a
+    folder mixing compressed syntaxes goes in one run (storescu proposes one at most)."""
+    env = {**os.environ, "TCP_NODELAY": "1"}
+    cmd = [DCMSEND, "-v", "-aet", calling, "-aec", called, "+sd", "+r", "127.0.0.1", str(port),
+           str(folder)]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
+    if proc.returncode != 0:
+        raise AssertionError(f"dcmsend failed ({proc.returncode}): {proc.stderr[-2000:]}")
+    return proc
+
+
 class Orthanc:
     """A real Orthanc (Debian package) with its own storage, HTTP on loopback only."""
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import random
 import re
 import subprocess
 import threading
@@ -9,12 +11,24 @@ import time
 from pathlib import Path
 
 import pytest
+from PIL import Image
 from pydicom import dcmread
+from pydicom.encaps import encapsulate
+from pydicom.uid import (
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+    JPEG2000Lossless,
+    JPEGBaseline8Bit,
+    JPEGLSLossless,
+    RLELossless,
+    generate_uid,
+)
 
 import dicomgen
 from harness import (
     Gateway,
     Orthanc,
+    dcmsend,
     destination,
     free_port,
     gateway,
@@ -204,3 +218,59 @@ def test_sigterm_to_the_whole_process_group_exits(tmp_path: Path) -> None:
         assert g.proc.wait(45) == 0
     finally:
         g.kill()
+
+
+def _compressed_folder(root: Path) -> dict[str, str]:
+    """One folder of SC instances in six transfer syntaxes, uncompressed and compressed;
+    SOP Instance UID -> syntax of its file."""
+    rng = random.Random(7)
+    study, series = dicomgen.Study.random(rng), generate_uid()
+    out: dict[str, str] = {}
+    for i, ts in enumerate((ExplicitVRLittleEndian, ImplicitVRLittleEndian, RLELossless,
+                            JPEGLSLossless, JPEG2000Lossless, JPEGBaseline8Bit)):
+        ds = dicomgen.sc(study, series, i + 1)
+        ds.file_meta = dicomgen._file_meta(ds.SOPClassUID, ds.SOPInstanceUID,
+                                           ExplicitVRLittleEndian)
+        path = root / f"{i}.dcm"
+        if ts in (JPEGLSLossless, JPEG2000Lossless):
+            ds.compress(ts, generate_instance_uid=False)
+            ds.save_as(path, enforce_file_format=True)
+        elif ts == JPEGBaseline8Bit:
+            buf = io.BytesIO()
+            Image.fromarray(ds.pixel_array).save(buf, "JPEG", quality=92)
+            ds.file_meta = dicomgen._file_meta(ds.SOPClassUID, ds.SOPInstanceUID, ts)
+            ds.PixelData = encapsulate([buf.getvalue()])
+            ds["PixelData"].VR = "OB"
+            ds["PixelData"].is_undefined_length = True
+            ds.LossyImageCompression = "01"
+            ds.save_as(path, enforce_file_format=True)
+        else:
+            dicomgen.save(ds, path, ts)
+        out[str(ds.SOPInstanceUID)] = ts
+    return out
+
+
+def test_dcmsend_sends_a_folder_of_mixed_compressed_syntaxes_whole(tmp_path: Path) -> None:
+    """The README's command for mixed folders: DCMTK's dcmsend proposes each file's own
+    syntax, the gateway accepts every one, and each instance reaches Orthanc in the syntax it
+    was received in (passthrough), in one run."""
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    sent = _compressed_folder(folder)
+    assert len(set(sent.values())) == 6
+    with orthanc(tmp_path / "orthanc") as o, gateway(
+        tmp_path / "gw", _passthrough(destination(o))
+    ) as g:
+        dcmsend(g.port, folder)
+        wait_for(lambda: g.status().get("sent") == len(sent), 120, 0.5, "all sent")
+        assert set(o.sop_instance_uids()) == set(sent)
+        assert g.status()["quarantined"] == 0
+    stored = {}
+    for p in (tmp_path / "orthanc" / "storage").rglob("*"):
+        if p.is_file():
+            ds = dcmread(p, stop_before_pixels=True)
+            stored[str(ds.SOPInstanceUID)] = str(ds.file_meta.TransferSyntaxUID)
+    # implicit VR may be re-encoded as explicit on the way (a network syntax, not a codec)
+    compressed = {u: ts for u, ts in sent.items()
+                  if ts not in (ImplicitVRLittleEndian, ExplicitVRLittleEndian)}
+    assert {u: stored[u] for u in compressed} == compressed
