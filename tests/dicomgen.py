@@ -7,18 +7,24 @@ the attributes of its IOD that matter for routing and de-identification.
 from __future__ import annotations
 
 import datetime as dt
+import io
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 from pydicom import Dataset
 from pydicom.dataset import FileMetaDataset
+from pydicom.encaps import encapsulate
 from pydicom.uid import (
     UID,
     ExplicitVRLittleEndian,
     ImplicitVRLittleEndian,
+    JPEG2000Lossless,
+    JPEGBaseline8Bit,
+    JPEGLSLossless,
     RLELossless,
     generate_uid,
 )
@@ -180,11 +186,21 @@ def sc(study: Study, series_uid: str, number: int, size: int = 64) -> Dataset:
 
 
 def save(ds: Dataset, path: Path, ts: str = ExplicitVRLittleEndian) -> Path:
-    """Write ``ds`` as a Part-10 file in transfer syntax ``ts`` (RLE is encoded here)."""
+    """Write ``ds`` as a Part-10 file in transfer syntax ``ts``. RLE, JPEG-LS and JPEG 2000
+    lossless are encoded here, and so is 8-bit JPEG baseline (by Pillow, marked lossy)."""
     ds = ds.copy()
+    ds.file_meta = _file_meta(ds.SOPClassUID, ds.SOPInstanceUID, ExplicitVRLittleEndian)
     if ts == RLELossless:
-        ds.file_meta = _file_meta(ds.SOPClassUID, ds.SOPInstanceUID, ExplicitVRLittleEndian)
-        ds.compress(RLELossless, encoding_plugin="pydicom")
+        ds.compress(RLELossless, encoding_plugin="pydicom", generate_instance_uid=False)
+    elif ts in (JPEGLSLossless, JPEG2000Lossless):
+        ds.compress(ts, generate_instance_uid=False)
+    elif ts == JPEGBaseline8Bit:
+        buf = io.BytesIO()
+        Image.fromarray(ds.pixel_array).save(buf, "JPEG", quality=92)
+        ds.PixelData = encapsulate([buf.getvalue()])
+        ds["PixelData"].VR = "OB"
+        ds["PixelData"].is_undefined_length = True
+        ds.LossyImageCompression = "01"
     ds.file_meta = _file_meta(ds.SOPClassUID, ds.SOPInstanceUID, ts)
     path.parent.mkdir(parents=True, exist_ok=True)
     ds.save_as(path, implicit_vr=ts == ImplicitVRLittleEndian, little_endian=True,

@@ -1,15 +1,14 @@
-"""Choose the threshold and padding on the validation split; store the threshold in the weights.
+"""Choose the post-processing and padding on the validation split; store it in the weights.
 
     .venv/bin/python models/textdet/tune.py models/textdet/textdet-v2.pt
 
 The validation frames use the training fonts and layouts with a seed training never draws;
 the held-out split is not looked at, so its figures stay an honest estimate. The rule: among
 (threshold, hysteresis, unsure margin, pad_px, pad_fraction) whose blanked area outside text
-stays under
-``--max-outside`` (default 2% of the pixels, the target), take the one
-with the highest recall (ties: more padding, then the lower threshold). The threshold,
-hysteresis and margin are stored in the weights; the padding chosen is printed and is the
-default of ``pixels.model`` in ``gateway/pixels/settings.py``.
+stays under ``--max-outside`` (default 2% of the pixels, the target), take the one with the
+highest recall (ties: more growth, margin plus padding, then the lower threshold). The
+threshold, hysteresis and margin are stored in the weights; the padding chosen is printed and
+is the default of ``pixels.model`` in ``gateway/pixels/settings.py``.
 """
 
 from __future__ import annotations
@@ -67,6 +66,7 @@ def main() -> None:
         blob["unsure_margin"] = best_um
         blob["tuned_on"] = f"validation seed {E.VALIDATION_SEED}, {args.frames} frames"
         torch.save(blob, args.weights)
+
 
 if __name__ == "__main__":
     main()

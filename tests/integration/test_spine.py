@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import random
 import re
 import subprocess
@@ -11,9 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from PIL import Image
 from pydicom import dcmread
-from pydicom.encaps import encapsulate
 from pydicom.uid import (
     ExplicitVRLittleEndian,
     ImplicitVRLittleEndian,
@@ -229,23 +226,7 @@ def _compressed_folder(root: Path) -> dict[str, str]:
     for i, ts in enumerate((ExplicitVRLittleEndian, ImplicitVRLittleEndian, RLELossless,
                             JPEGLSLossless, JPEG2000Lossless, JPEGBaseline8Bit)):
         ds = dicomgen.sc(study, series, i + 1)
-        ds.file_meta = dicomgen._file_meta(ds.SOPClassUID, ds.SOPInstanceUID,
-                                           ExplicitVRLittleEndian)
-        path = root / f"{i}.dcm"
-        if ts in (JPEGLSLossless, JPEG2000Lossless):
-            ds.compress(ts, generate_instance_uid=False)
-            ds.save_as(path, enforce_file_format=True)
-        elif ts == JPEGBaseline8Bit:
-            buf = io.BytesIO()
-            Image.fromarray(ds.pixel_array).save(buf, "JPEG", quality=92)
-            ds.file_meta = dicomgen._file_meta(ds.SOPClassUID, ds.SOPInstanceUID, ts)
-            ds.PixelData = encapsulate([buf.getvalue()])
-            ds["PixelData"].VR = "OB"
-            ds["PixelData"].is_undefined_length = True
-            ds.LossyImageCompression = "01"
-            ds.save_as(path, enforce_file_format=True)
-        else:
-            dicomgen.save(ds, path, ts)
+        dicomgen.save(ds, root / f"{i}.dcm", ts)
         out[str(ds.SOPInstanceUID)] = ts
     return out
 
