@@ -10,6 +10,7 @@ from gateway.pixels.boxes import Box, boxes_mask
 from gateway.pixels.model import (
     STRIDE,
     boxes_from_probability,
+    frame_to_grey,
     refine_box,
 )
 
@@ -118,3 +119,31 @@ def test_boxes_from_probability_fits_lines_on_texture_within_the_map() -> None:
         assert _covered(boxes, ink, grey.shape) == 1.0
     gap = boxes_mask(boxes, 128, 256)[a[3] + 4:b[1] - 4, a[0]:a[2]]
     assert not gap.any()
+
+
+def test_components_are_kept_when_they_reach_the_threshold_scored_by_their_peak() -> None:
+    """Hysteresis: a component of cells >= threshold * hysteresis is kept only when one of
+    its cells reaches the threshold; its score is its highest probability."""
+    prob = np.zeros((32, 32), np.float32)
+    prob[2:4, 2:10] = 0.2   # reaches only the low level: dropped
+    prob[10:12, 2:10] = 0.2
+    prob[11, 7] = 0.25  # reaches the threshold exactly (0.25 is exact in float32): kept
+    prob[20:22, 2:10] = 0.2
+    prob[21, 3] = 0.95
+    boxes = boxes_from_probability(prob, 128, 128, 0.25, None, 0.5)
+    assert sorted((b.y0, round(b.score, 6)) for b in boxes) == [(10 * STRIDE, 0.25),
+                                                                (20 * STRIDE, 0.95)]
+
+
+def test_grey_window_is_the_same_for_8_bit_lookup_colour_and_wider_types() -> None:
+    """8-bit frames go through a lookup table and colour frames take the channel maximum
+    plane by plane; both must give exactly what the plain arithmetic gives."""
+    rng = np.random.default_rng(3)
+    rgb = rng.integers(0, 256, (96, 128, 3)).astype(np.uint8)
+    rgb[10:20, 10:60, 1] = 255
+    plain = frame_to_grey(rgb.max(axis=2).astype(np.int32))  # float path, axis reduce
+    assert np.array_equal(frame_to_grey(rgb), plain)
+    signed = rng.integers(-128, 128, (64, 64)).astype(np.int8)
+    assert np.array_equal(frame_to_grey(signed), frame_to_grey(signed.astype(np.float64)))
+    flat = np.full((16, 16), 200, np.uint8)
+    assert not frame_to_grey(flat).any()

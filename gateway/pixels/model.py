@@ -140,16 +140,29 @@ def frame_to_grey(frame: np.ndarray) -> np.ndarray:
     least one). The window is the 0.1-99.9 percentile range of a subsample, so a few hot
     pixels do not squash the picture and text, which is usually at an extreme, saturates.
     """
-    a = frame.max(axis=2) if frame.ndim == 3 else frame
-    a = np.asarray(a, dtype=np.float32)
+    if frame.ndim == 3:  # elementwise over the channel planes: a reduce along axis 2 is slow
+        a = frame[..., 0]
+        for c in range(1, frame.shape[2]):
+            a = np.maximum(a, frame[..., c])
+    else:
+        a = frame
     step = max(1, int(np.sqrt(a.size / 65536)))
-    sub = a[::step, ::step]
+    sub = np.asarray(a[::step, ::step], dtype=np.float32)
     lo, hi = np.percentile(sub, (0.1, 99.9))
     if hi - lo < 1e-6:
         lo, hi = float(a.min()), float(a.max())
         if hi - lo < 1e-6:
             return np.zeros(a.shape, np.float32)
-    out = (a - np.float32(lo)) * np.float32(1.0 / (hi - lo))
+    scale = np.float32(1.0 / (hi - lo))
+    if a.dtype.kind in "ui" and a.dtype.itemsize == 1:
+        # 8-bit frames: the same arithmetic once per possible value, then a lookup
+        base = int(np.iinfo(a.dtype).min)
+        levels = np.arange(base, int(np.iinfo(a.dtype).max) + 1, dtype=np.float32)
+        lut = (levels - np.float32(lo)) * scale
+        np.clip(lut, 0.0, 1.0, out=lut)
+        idx = a.astype(np.intp) - base if base else a
+        return lut[idx]
+    out = (np.asarray(a, dtype=np.float32) - np.float32(lo)) * scale
     np.clip(out, 0.0, 1.0, out=out)
     return out
 
@@ -377,17 +390,21 @@ def boxes_from_probability(prob: np.ndarray, rows: int, columns: int, threshold:
     if n == 0:
         return []
     out = []
-    peaks = ndimage.maximum(p, labels, np.arange(1, n + 1))
+    # the components that reach the threshold (compared in float64, as a float peak would
+    # be); ndimage.maximum over every label sorts the whole map and took most of the time
+    peaked = np.zeros(n + 1, bool)
+    peaked[labels[p >= np.float64(threshold)]] = True
     for i, sl in enumerate(ndimage.find_objects(labels)):
-        if sl is None or peaks[i] < threshold:
+        if sl is None or not peaked[i + 1]:
             continue
         ys, xs = sl
+        comp = labels[sl] == i + 1
         b = Box(xs.start * stride, ys.start * stride, min(columns, xs.stop * stride),
-                min(rows, ys.stop * stride), float(peaks[i]))
+                min(rows, ys.stop * stride), float(p[sl][comp].max()))
         if grey is None:
             out.append(b)
             continue
-        confident = (labels[sl] == i + 1) & (p[sl] >= CONFIDENT)
+        confident = comp & (p[sl] >= CONFIDENT)
         pieces = refine_box(grey, b, confident, (ys.start, xs.start), stride, unsure_margin)
         out.extend(pieces)
     return out
