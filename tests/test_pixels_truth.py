@@ -58,3 +58,57 @@ def test_ink_recall_ignores_the_gap_between_words() -> None:
     q = E.Quality()
     E.score_frame(q, 0, sample, words[:1], 0, 0.0, 8)
     assert (q.found, q.found_ink) == (0, 0)
+
+
+def test_text_on_a_painted_card_is_seen_against_the_card(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Visibility is judged against the frame as it was under the text, bands and cards
+    included: dark text on a light card laid over a dark background is all truth (it used to
+    be judged against the frame before the card, where that text matched the black)."""
+    def card(rng: np.random.Generator, c: synth._Canvas, fonts: tuple[str, ...]) -> None:
+        c.image[20:100, 20:480] = 0.9
+        synth.plant_text(rng, c, fonts, 40, 40, 24, "SMITH^ANNA 1961", allow_rotation=False)
+
+    monkeypatch.setattr(synth, "BACKGROUNDS", (lambda rng, h, w: np.zeros((h, w), np.float32),))
+    monkeypatch.setattr(synth, "_add_decoys", lambda rng, img: img)
+    monkeypatch.setitem(synth.LAYOUTS, "card", card)
+    monkeypatch.setattr(synth, "_ink_value", lambda rng, region: (0.0, 1.0))
+    # named twice so that make_sample may draw two; a second painting layout is then dropped
+    split = synth.Split("t", (synth.PIL_SCALABLE,), ("card", "card"), colour_fraction=0.0)
+    monkeypatch.setattr(synth, "_PAINTING", frozenset({"card"}))
+    for seed in range(6):
+        s = synth.make_sample(np.random.default_rng(seed), 128, 512, split, text_prob=1.0)
+        (box,) = s.boxes
+        assert box.text == "SMITH^ANNA 1961" and not box.cut
+        assert box.x1 - box.x0 > 150 and box.ink is not None
+        dark = (s.image[box.y0:box.y1, box.x0:box.x1] < 0.5)
+        assert box.ink[dark].all()  # every dark glyph pixel on the card is truth
+
+
+def test_splits_keep_their_layouts_and_fonts_apart() -> None:
+    train, val, held = synth.TRAIN, synth.VALIDATION, synth.HELD_OUT
+    assert not set(train.layouts) & set(held.layouts)
+    assert not set(train.fonts) & set(held.fonts)
+    assert set(train.layouts) <= set(val.layouts) and val.fonts == train.fonts
+    own = set(val.layouts) - set(train.layouts)
+    assert own and not own & set(held.layouts)
+    assert set(synth.TRAIN_V2.layouts) < set(train.layouts)
+    assert all(n in synth.LAYOUTS for n in (*val.layouts, *held.layouts))
+
+
+@pytest.mark.parametrize("name", ["document", "annotation_block", "mosaic", "caption_stack"])
+def test_dense_layouts_stack_several_lines(name: str) -> None:
+    """The dense families plant several strings, on lines at most 1.5 line heights apart.
+    (Pillow's bitmap font is left out: it draws at 11 px whatever size the layout spaced its
+    lines for, a quirk of the generator that the trained weights were made with.)"""
+    fonts = tuple(f for f in synth.available_fonts(synth.TRAIN.fonts) if f != synth.PIL_BITMAP)
+    counts = []
+    for seed in range(6):
+        rng = np.random.default_rng(seed)
+        c = synth._Canvas(np.zeros((512, 512), np.float32))
+        synth.LAYOUTS[name](rng, c, fonts)
+        counts.append(len(c.boxes))
+        assert all(0 <= b.x0 < b.x1 <= 512 and 0 <= b.y0 < b.y1 <= 512 for b in c.boxes)
+        tops = sorted({b.y0 for b in c.boxes})
+        gaps = [b - a for a, b in zip(tops, tops[1:], strict=False) if b > a]
+        assert gaps and min(gaps) <= 1.5 * max(b.size for b in c.boxes) + 2
+    assert min(counts) >= 2 and max(counts) >= 4

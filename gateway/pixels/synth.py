@@ -8,9 +8,10 @@ several fonts, 6-48 px, light-on-dark and dark-on-light, anti-aliased or not, sl
 and partly cut at the border. Everything is driven by one ``numpy`` generator, so a seed gives
 the same frames on every machine that has the same fonts.
 
-Two splits exist: :data:`TRAIN` and :data:`HELD_OUT`. They use disjoint font files and disjoint
-layout families, and callers give them different seeds, so the held-out figures measure
-generalisation rather than memory. Pillow is needed (the ``ocr`` extra).
+Three splits exist: :data:`TRAIN`, :data:`VALIDATION` and :data:`HELD_OUT`. Training and
+held-out use disjoint font files and disjoint layout families, and callers give them different
+seeds, so the held-out figures measure generalisation rather than memory; validation has the
+training fonts and layouts plus two layout families of its own. Pillow is needed (the ``ocr`` extra).
 """
 
 from __future__ import annotations
@@ -90,7 +91,14 @@ class Split:
     colour_fraction: float = 0.2
 
 
-TRAIN = Split("train", TRAIN_FONTS, ("corners", "scatter", "header_band", "us_side_panel"))
+# What detector v1 and v2 were trained on (kept so that their figures can be reproduced).
+TRAIN_V2 = Split("train", TRAIN_FONTS, ("corners", "scatter", "header_band", "us_side_panel"))
+# v3 adds dense text: wrapped lines of scanned pages and annotation blocks on the anatomy.
+TRAIN = Split("train", TRAIN_FONTS, TRAIN_V2.layouts + ("document", "annotation_block"))
+# Validation (tuning, and the choice between training phases): the training fonts, the
+# training layouts and two dense layout families of its own that training never draws, so
+# that it can show what unseen dense layouts cost.
+VALIDATION = Split("validation", TRAIN_FONTS, TRAIN.layouts + ("mosaic", "caption_stack"))
 HELD_OUT = Split("held_out", HELD_OUT_FONTS, ("footer_band", "table", "label_card", "centred"))
 
 
@@ -422,6 +430,20 @@ class _Canvas:
 
     image: Array
     boxes: list[TextBox] = field(default_factory=list)
+    # the frame as it was under the text: a pixel's value just before the first string drew
+    # over it (bands and cards painted first are part of it, the text is not)
+    plain: Array = field(init=False)
+    touched: Array = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.plain = self.image.copy()
+        self.touched = np.zeros(self.image.shape, bool)
+
+    def before_text(self, ys: slice, xs: slice) -> None:
+        """Record the region's values under the text about to be drawn there."""
+        fresh = ~self.touched[ys, xs]
+        self.plain[ys, xs][fresh] = self.image[ys, xs][fresh]
+        self.touched[ys, xs] = True
 
     @property
     def h(self) -> int:
@@ -479,8 +501,11 @@ def _ink_value(rng: np.random.Generator, region: Array) -> tuple[float, float]:
 
 def plant_text(rng: np.random.Generator, canvas: _Canvas, fonts: Sequence[str], x: int, y: int,
                size: int | None = None, text: str | None = None, allow_rotation: bool = True,
-               font: str | None = None) -> TextBox | None:
-    """Draw one string with its top-left ink corner at (x, y); record its clipped ink box."""
+               font: str | None = None, angle: float = 0.0) -> TextBox | None:
+    """Draw one string with its top-left ink corner at (x, y); record its clipped ink box.
+
+    ``angle`` (degrees) turns the string by that much; otherwise, with ``allow_rotation``, a
+    quarter of the strings are turned by up to 6 degrees either way."""
     text = text if text is not None else random_text(rng)
     size = size if size is not None else _font_size(rng)
     font = font if font is not None else fonts[int(rng.integers(len(fonts)))]
@@ -489,8 +514,9 @@ def plant_text(rng: np.random.Generator, canvas: _Canvas, fonts: Sequence[str], 
     aa = rng.random() < 0.7
     outline = int(rng.integers(1, 3)) if rng.random() < 0.12 and size >= 10 else 0
     ink, edge = _render_layer(text, font, size, aa, outline)
-    if allow_rotation and rng.random() < 0.25:
+    if not angle and allow_rotation and rng.random() < 0.25:
         angle = float(rng.uniform(-6, 6))
+    if angle:
         ink, edge = _rotate(ink, angle), _rotate(edge, angle)
     return _composite(rng, canvas, ink, edge, x, y, text, size)
 
@@ -509,6 +535,7 @@ def _composite(rng: np.random.Generator, canvas: _Canvas, ink: Array, edge: Arra
     if cx1 <= cx0 or cy1 <= cy0:
         return None
     sub = (slice(cy0 - y, cy1 - y), slice(cx0 - x, cx1 - x))
+    canvas.before_text(slice(cy0, cy1), slice(cx0, cx1))
     dst = canvas.image[cy0:cy1, cx0:cx1]
     ink_v, edge_v = _ink_value(rng, dst)
     a_edge, a_ink = edge[sub], ink[sub]
@@ -629,14 +656,103 @@ def layout_centred(rng: np.random.Generator, c: _Canvas, fonts: Sequence[str]) -
         plant_text(rng, c, fonts, x, int(rng.integers(0, c.h - size)), size, t)
 
 
+def _line_of_items(rng: np.random.Generator, width: int, size: int) -> str:
+    """Burned-in strings joined with spaces until they fill about ``width`` pixels."""
+    items: list[str] = []
+    est = 0.0
+    while est < width:
+        t = random_text(rng)
+        items.append(t)
+        est += (len(t) + 1) * size * 0.55
+    return " ".join(items)
+
+
+def layout_document(rng: np.random.Generator, c: _Canvas, fonts: Sequence[str]) -> None:
+    """A scanned page or report screenshot: wrapped lines in one font at tight spacing (1.0-1.5
+    line heights), sometimes on a page of its own shade, sometimes skewed a little."""
+    size = int(rng.integers(6, 22))
+    font = fonts[int(rng.integers(len(fonts)))]
+    step = max(size + 1, int(size * rng.uniform(1.0, 1.5)))
+    x0 = int(rng.integers(0, c.w // 3))
+    x1 = int(rng.integers(max(x0 + size * 4, c.w // 2), c.w + size * 4))
+    y0 = int(rng.integers(-size // 2, c.h // 2))
+    n = int(rng.integers(3, 18))
+    if rng.random() < 0.5:  # the page
+        c.image[max(0, y0 - 4):max(0, y0 + n * step + 4), max(0, x0 - 6):x1] = \
+            float(rng.choice([1.0, 0.0, rng.uniform(0.6, 1.0)]))
+    angle = float(rng.uniform(-2.5, 2.5)) if rng.random() < 0.3 else 0.0
+    for i in range(n):
+        y = y0 + i * step
+        if y >= c.h:
+            break
+        indent = size * 2 if rng.random() < 0.15 else 0
+        text = _line_of_items(rng, int((x1 - x0 - indent) * rng.uniform(0.4, 1.0)), size)
+        plant_text(rng, c, fonts, x0 + indent, y, size, text, allow_rotation=False, font=font,
+                   angle=angle)
+
+
+def layout_annotation_block(rng: np.random.Generator, c: _Canvas, fonts: Sequence[str]) -> None:
+    """Notes typed onto the anatomy itself: one to three blocks of 2-6 short lines anywhere in
+    the frame, over whatever texture lies there."""
+    for _ in range(int(rng.integers(1, 4))):
+        size = int(rng.integers(7, 30))
+        font = fonts[int(rng.integers(len(fonts)))]
+        step = max(size + 1, int(size * rng.uniform(1.05, 1.4)))
+        x = int(rng.integers(0, max(1, c.w - size * 6)))
+        y = int(rng.integers(0, max(1, c.h - size * 2)))
+        for i in range(int(rng.integers(2, 7))):
+            plant_text(rng, c, fonts, x + int(rng.integers(0, size)) * (rng.random() < 0.3),
+                       y + i * step, size, allow_rotation=False, font=font)
+
+
+def layout_mosaic(rng: np.random.Generator, c: _Canvas, fonts: Sequence[str]) -> None:
+    """Validation only: a multi-panel capture (2x2 to 3x3 tiles split by dark lines), each
+    tile with small overlay lines in one or two of its corners."""
+    ny, nx = int(rng.integers(2, 4)), int(rng.integers(2, 4))
+    th, tw = c.h // ny, c.w // nx
+    for j in range(1, ny):
+        c.image[j * th - 1:j * th + 1, :] = 0.0
+    for i in range(1, nx):
+        c.image[:, i * tw - 1:i * tw + 1] = 0.0
+    size = int(rng.integers(6, 14))
+    font = fonts[int(rng.integers(len(fonts)))]
+    for j in range(ny):
+        for i in range(nx):
+            for corner in rng.permutation(4)[: int(rng.integers(1, 3))]:
+                lines = int(rng.integers(1, 4))
+                for k in range(lines):
+                    top = corner < 2
+                    y = j * th + 3 + k * _line_height(size) if top else \
+                        (j + 1) * th - 3 - (lines - k) * _line_height(size)
+                    text = random_text(rng)
+                    x = i * tw + 3 if corner % 2 == 0 else \
+                        (i + 1) * tw - 3 - int(len(text) * size * 0.6)
+                    plant_text(rng, c, fonts, x, y, size, text, allow_rotation=False, font=font)
+
+
+def layout_caption_stack(rng: np.random.Generator, c: _Canvas, fonts: Sequence[str]) -> None:
+    """Validation only: a stack of centred lines of falling size at tight spacing, as on a
+    title slide or a printed film's caption."""
+    size = int(rng.integers(14, 45))
+    y = int(rng.integers(0, c.h // 2))
+    while y < c.h and size >= 6:
+        t = random_text(rng)
+        x = (c.w - int(len(t) * size * 0.6)) // 2 + int(rng.integers(-20, 21))
+        plant_text(rng, c, fonts, x, y, size, t, allow_rotation=False)
+        y += max(size + 1, int(size * rng.uniform(1.0, 1.3)))
+        size = int(size * rng.uniform(0.6, 1.0))
+
+
 LAYOUTS: dict[str, Callable[[np.random.Generator, _Canvas, Sequence[str]], None]] = {
     "corners": layout_corners, "scatter": layout_scatter, "header_band": layout_header_band,
     "us_side_panel": layout_us_side_panel, "footer_band": layout_footer_band,
     "table": layout_table, "label_card": layout_label_card, "centred": layout_centred,
+    "document": layout_document, "annotation_block": layout_annotation_block,
+    "mosaic": layout_mosaic, "caption_stack": layout_caption_stack,
 }
 
 
-_PAINTING = frozenset({"header_band", "footer_band", "label_card"})
+_PAINTING = frozenset({"header_band", "footer_band", "label_card", "document", "mosaic"})
 
 # --------------------------------------------------------------------------- samples
 
@@ -678,7 +794,6 @@ def make_sample(rng: np.random.Generator, h: int, w: int, split: Split,
     img = np.clip(img, 0, 1).astype(np.float32)
     img = _add_decoys(rng, img)
     canvas = _Canvas(np.ascontiguousarray(img, dtype=np.float32))
-    plain = np.clip(canvas.image, 0, 1)  # the frame without its text
     if rng.random() < text_prob:
         chosen = rng.choice(split.layouts, size=int(rng.integers(1, 3)), replace=False)
         # at most one layout paints a band or card, and it goes first: nothing covers text
@@ -688,6 +803,7 @@ def make_sample(rng: np.random.Generator, h: int, w: int, split: Split,
         for name in names:
             LAYOUTS[name](rng, canvas, fonts)
     out = np.clip(canvas.image, 0, 1).astype(np.float32)
+    plain = np.clip(canvas.plain, 0, 1)  # the same frame without its text
     gamma = float(rng.uniform(0.6, 1.6)) if rng.random() < 0.3 else 1.0  # display LUTs vary
     if gamma != 1.0:
         out = out ** gamma

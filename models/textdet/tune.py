@@ -2,8 +2,9 @@
 
     .venv/bin/python models/textdet/tune.py models/textdet/textdet-v2.pt
 
-The validation frames use the training fonts and layouts with a seed training never draws;
-the held-out split is not looked at, so its figures stay an honest estimate. The rule: among
+The validation frames use the training fonts and layouts, two dense layout families of their
+own and a seed training never draws; the held-out split is not looked at, so its figures stay
+an honest estimate. The rule: among
 (threshold, hysteresis, unsure margin, pad_px, pad_fraction) whose blanked area outside text
 stays under ``--max-outside`` (default 2% of the pixels, the target), take the one with the
 highest recall (ties: more growth, margin plus padding, then the lower threshold). The
@@ -64,7 +65,8 @@ def main() -> None:
         blob["threshold"] = best_t
         blob["hysteresis"] = best_hy
         blob["unsure_margin"] = best_um
-        blob["tuned_on"] = f"validation seed {E.VALIDATION_SEED}, {args.frames} frames"
+        blob["tuned_on"] = (f"validation split (synth.VALIDATION), seed {E.VALIDATION_SEED}, "
+                            f"{args.frames} frames")
         torch.save(blob, args.weights)
 
 
