@@ -3,6 +3,8 @@ recall looks at the string's ink pixels rather than its whole bounding box."""
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 
@@ -109,6 +111,6 @@ def test_dense_layouts_stack_several_lines(name: str) -> None:
         counts.append(len(c.boxes))
         assert all(0 <= b.x0 < b.x1 <= 512 and 0 <= b.y0 < b.y1 <= 512 for b in c.boxes)
         tops = sorted({b.y0 for b in c.boxes})
-        gaps = [b - a for a, b in zip(tops, tops[1:], strict=False) if b > a]
+        gaps = [b - a for a, b in itertools.pairwise(tops) if b > a]
         assert gaps and min(gaps) <= 1.5 * max(b.size for b in c.boxes) + 2
     assert min(counts) >= 2 and max(counts) >= 4

@@ -11,7 +11,8 @@ the same frames on every machine that has the same fonts.
 Three splits exist: :data:`TRAIN`, :data:`VALIDATION` and :data:`HELD_OUT`. Training and
 held-out use disjoint font files and disjoint layout families, and callers give them different
 seeds, so the held-out figures measure generalisation rather than memory; validation has the
-training fonts and layouts plus two layout families of its own. Pillow is needed (the ``ocr`` extra).
+training fonts and layouts plus two layout families of its own. Pillow is needed (the ``ocr``
+extra).
 """
 
 from __future__ import annotations
@@ -94,11 +95,11 @@ class Split:
 # What detector v1 and v2 were trained on (kept so that their figures can be reproduced).
 TRAIN_V2 = Split("train", TRAIN_FONTS, ("corners", "scatter", "header_band", "us_side_panel"))
 # v3 adds dense text: wrapped lines of scanned pages and annotation blocks on the anatomy.
-TRAIN = Split("train", TRAIN_FONTS, TRAIN_V2.layouts + ("document", "annotation_block"))
+TRAIN = Split("train", TRAIN_FONTS, (*TRAIN_V2.layouts, "document", "annotation_block"))
 # Validation (tuning, and the choice between training phases): the training fonts, the
 # training layouts and two dense layout families of its own that training never draws, so
 # that it can show what unseen dense layouts cost.
-VALIDATION = Split("validation", TRAIN_FONTS, TRAIN.layouts + ("mosaic", "caption_stack"))
+VALIDATION = Split("validation", TRAIN_FONTS, (*TRAIN.layouts, "mosaic", "caption_stack"))
 HELD_OUT = Split("held_out", HELD_OUT_FONTS, ("footer_band", "table", "label_card", "centred"))
 
 
