@@ -14,6 +14,8 @@ one local file (``torch.load(weights_only=True)``); nothing touches the network.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -417,6 +419,38 @@ def pick_device(preference: str = "auto") -> torch.device:
     return torch.device(preference)
 
 
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters
+_HEAP_KEPT: bool | None = None
+
+
+def keep_activation_memory() -> bool:
+    """Let the C heap keep the memory the network's activations use between frames.
+
+    glibc hands each allocation above its mmap threshold (128 KiB at first, adjusted as the
+    process runs) to the kernel as fresh pages and returns the heap's free top whenever it
+    passes the trim threshold; every frame's activations (megabytes each: 8 channels at half
+    a 1024x768 frame are 6 MB) are then page-faulted in anew, which took half the network's
+    time on one core (docs/performance.md). This fixes the mmap threshold at 32 MiB (glibc's
+    upper limit) and the trim threshold at 1 GiB, so those buffers are reused. Peak memory is
+    unchanged (the same buffers are live at the peak); what is no longer returned to the
+    kernel is at most the largest frame's activations below 32 MiB a buffer. Process-wide
+    and idempotent; returns False where the C library is not glibc (nothing changes).
+    """
+    global _HEAP_KEPT
+    if _HEAP_KEPT is None:
+        _HEAP_KEPT = False
+        name = ctypes.util.find_library("c")
+        try:
+            libc = ctypes.CDLL(name) if name else None
+            mallopt = getattr(libc, "mallopt", None)
+            if mallopt is not None:
+                _HEAP_KEPT = bool(mallopt(_M_MMAP_THRESHOLD, 32 << 20)) and bool(
+                    mallopt(_M_TRIM_THRESHOLD, 1 << 30))
+        except OSError:
+            pass
+    return _HEAP_KEPT
+
+
 @dataclass
 class Detector:
     """A loaded network on one device, with the threshold that turns probabilities into boxes."""
@@ -475,6 +509,7 @@ def load_detector(path: Path | None = None, device: str = "auto",
     dev = pick_device(device)
     fold_batchnorm(net.eval()).to(dev)
     if dev.type == "cpu":
+        keep_activation_memory()  # half the time on a CPU went to page faults without it
         # oneDNN runs these thin convolutions 1.4-2x faster in NHWC (same maps to ~1e-5)
         net.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     thr = float(threshold if threshold is not None else blob.get("threshold", 0.35))
