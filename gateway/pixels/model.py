@@ -15,7 +15,6 @@ one local file (``torch.load(weights_only=True)``); nothing touches the network.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -438,16 +437,10 @@ def keep_activation_memory() -> bool:
     """
     global _HEAP_KEPT
     if _HEAP_KEPT is None:
-        _HEAP_KEPT = False
-        name = ctypes.util.find_library("c")
-        try:
-            libc = ctypes.CDLL(name) if name else None
-            mallopt = getattr(libc, "mallopt", None)
-            if mallopt is not None:
-                _HEAP_KEPT = bool(mallopt(_M_MMAP_THRESHOLD, 32 << 20)) and bool(
-                    mallopt(_M_TRIM_THRESHOLD, 1 << 30))
-        except OSError:
-            pass
+        # the C library this process already runs on (no search for it, no subprocess)
+        mallopt = getattr(ctypes.CDLL(None), "mallopt", None)
+        _HEAP_KEPT = mallopt is not None and bool(mallopt(_M_MMAP_THRESHOLD, 32 << 20)) \
+            and bool(mallopt(_M_TRIM_THRESHOLD, 1 << 30))
     return _HEAP_KEPT
 
 
