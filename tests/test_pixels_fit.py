@@ -82,9 +82,10 @@ def test_unsure_margin_grows_only_boxes_that_are_not_flat_fits() -> None:
         assert grown == ((2, 2, 2, 2) if grey is busy else (0, 0, 0, 0))
 
 
-def test_faint_text_on_texture_keeps_the_coarse_box() -> None:
+def test_faint_text_on_texture_is_kept_where_the_map_is_confident() -> None:
     """Ink that does not stand out from the background's range is not cut away when the
-    map is confident about cells it would lose: the whole coarse box stays."""
+    map is confident about the cells it would lose: those cells are blanked too, while the
+    ink that does stand out keeps its tight fit."""
     rng = np.random.default_rng(6)
     grey = np.clip(rng.normal(0.5, 0.15, (100, 240)), 0, 1).astype(np.float32)
     strong = _text(grey, (20, 20), "ID", 1.0)
@@ -97,9 +98,37 @@ def test_faint_text_on_texture_keeps_the_coarse_box() -> None:
                   (x0 - coarse.x0) // STRIDE:-(-(x1 - coarse.x0) // STRIDE)] = True
     kept = refine_box(grey, coarse, confident, (coarse.y0 // STRIDE, coarse.x0 // STRIDE))
     assert _covered(kept, faint, grey.shape) == 1.0
+    assert _covered(kept, strong, grey.shape) == 1.0
+    # not the whole coarse box: the background between the two strings stays
+    blanked = boxes_mask(kept, *grey.shape)
+    assert not blanked[strong[1]:strong[3], strong[2] + 4:faint[0] - 8].any()
     # without the map's say, the same fit would have dropped the faint string
     cut = refine_box(grey, coarse)
     assert _covered(cut, faint, grey.shape) < 0.95
+
+
+def test_a_component_is_cut_between_its_cores() -> None:
+    """Two strongly marked lines that the map joins through weak cells are one component
+    but two parts: each is boxed on its own (split_level), every cell of the component in
+    exactly one part; split level 0 keeps the component whole."""
+    prob = np.zeros((40, 60), np.float32)
+    prob[4:8, 5:50] = 0.9    # line one
+    prob[14:18, 5:40] = 0.8  # line two
+    prob[8:14, 20] = 0.2     # the weak bridge: above the low level (0.15), below the cores
+    whole = boxes_from_probability(prob, 40 * STRIDE, 60 * STRIDE, 0.3, None, 0.5,
+                                   split_level=0)
+    assert [(b.x0, b.y0, b.x1, b.y1) for b in whole] == [(5 * STRIDE, 4 * STRIDE,
+                                                          50 * STRIDE, 18 * STRIDE)]
+    parts = sorted(boxes_from_probability(prob, 40 * STRIDE, 60 * STRIDE, 0.3, None, 0.5,
+                                          split_level=0.5), key=lambda b: b.y0)
+    assert len(parts) == 2
+    one, two = parts
+    assert (one.x0, one.y0, one.x1) == (5 * STRIDE, 4 * STRIDE, 50 * STRIDE)
+    assert (two.x0, two.x1, two.y1) == (5 * STRIDE, 40 * STRIDE, 18 * STRIDE)
+    # the bridge is shared out by distance: its cells go to the nearer line, none to both
+    assert one.y1 <= two.y0
+    assert one.y1 == 11 * STRIDE and two.y0 == 11 * STRIDE
+    assert (one.score, two.score) == (np.float32(0.9), np.float32(0.8))
 
 
 def test_boxes_from_probability_fits_lines_on_texture_within_the_map() -> None:

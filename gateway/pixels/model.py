@@ -183,6 +183,7 @@ def _pad_batch(frames: Sequence[np.ndarray]) -> tuple[torch.Tensor, list[tuple[i
 # --------------------------------------------------------------------------- output
 
 
+EIGHT = np.ones((3, 3), bool)  # 8-connectivity for ndimage
 FLAT_TOL = 0.05  # a line within this of the level outside is background
 FLAT_INK = 0.04  # on a flat background, ink differs from it by more than this
 
@@ -297,7 +298,7 @@ def _split_busy(grey: np.ndarray, box: Box) -> list[Box] | None:
     x0, y0, x1, y1 = box.x0, box.y0, box.x1, box.y1
     inner = grey[y0:y1, x0:x1]
     ink = (inner > hi) | (inner < lo)
-    labels, n = ndimage.label(ink, structure=np.ones((3, 3), bool))
+    labels, n = ndimage.label(ink, structure=EIGHT)
     if n:  # specks of a few pixels are noise, not strokes
         sizes = np.bincount(labels.ravel(), minlength=n + 1)
         ink = (sizes >= MIN_SPECK)[labels] & ink
@@ -314,14 +315,26 @@ def _split_busy(grey: np.ndarray, box: Box) -> list[Box] | None:
     return out or None
 
 
-# A fit to textured ink is kept only when its pieces touch this share of the component's
-# confident cells (probability >= CONFIDENT), so that ink too faint to stand out against
-# the background is never cut away; otherwise the coarse box stays.
+# A fit to textured ink is complete when its pieces touch this share of the component's
+# confident cells (probability >= CONFIDENT); otherwise the cells it missed are boxed too,
+# so that ink too faint to stand out against the background is never cut away.
 BUSY_COVER = 0.97
 CONFIDENT = 0.5
 # Boxes not fitted against a flat background are grown by this much more than flat ones:
 # their edges are known less exactly. The default; weights files carry their tuned value.
 UNSURE_MARGIN = 1
+
+
+def _hit_cells(pieces: Sequence[Box], shape: tuple[int, int], cy: int, cx: int,
+               stride: int) -> np.ndarray:
+    """The cells of a ``shape`` mask (first cell (cy, cx) on the map's grid) that ``pieces``
+    overlap."""
+    hit = np.zeros(shape, bool)
+    for b in pieces:
+        r0, r1 = b.y0 // stride - cy, -(-b.y1 // stride) - cy
+        c0, c1 = b.x0 // stride - cx, -(-b.x1 // stride) - cx
+        hit[max(0, r0):max(0, r1), max(0, c0):max(0, c1)] = True
+    return hit
 
 
 def _covers(pieces: Sequence[Box], confident: np.ndarray, cy: int, cx: int,
@@ -331,13 +344,25 @@ def _covers(pieces: Sequence[Box], confident: np.ndarray, cy: int, cx: int,
     total = int(confident.sum())
     if total == 0:
         return True
-    hh, ww = confident.shape
-    hit = np.zeros((hh, ww), bool)
-    for b in pieces:
-        r0, r1 = b.y0 // stride - cy, -(-b.y1 // stride) - cy
-        c0, c1 = b.x0 // stride - cx, -(-b.x1 // stride) - cx
-        hit[max(0, r0):max(0, r1), max(0, c0):max(0, c1)] = True
+    hit = _hit_cells(pieces, confident.shape, cy, cx, stride)
     return int((hit & confident).sum()) >= BUSY_COVER * total
+
+
+def _missed_cells(pieces: Sequence[Box], confident: np.ndarray, cy: int, cx: int,
+                  stride: int, within: Box) -> list[Box]:
+    """Boxes (frame pixels, inside ``within``) over the ``confident`` cells that ``pieces``
+    do not overlap, each group of such cells grown by one cell: what a textured fit that
+    missed faint ink adds so that every confident cell is blanked."""
+    miss = confident & ~_hit_cells(pieces, confident.shape, cy, cx, stride)
+    miss = ndimage.binary_dilation(miss, structure=EIGHT)
+    out = []
+    for ys, xs in ndimage.find_objects(ndimage.label(miss, structure=EIGHT)[0]):
+        e = Box(max(within.x0, (cx + xs.start) * stride), max(within.y0, (cy + ys.start) * stride),
+                min(within.x1, (cx + xs.stop) * stride), min(within.y1, (cy + ys.stop) * stride),
+                within.score, within.source)
+        if e.x1 > e.x0 and e.y1 > e.y0:
+            out.append(e)
+    return out
 
 
 def refine_box(grey: np.ndarray, box: Box, confident: np.ndarray | None = None,
@@ -350,11 +375,12 @@ def refine_box(grey: np.ndarray, box: Box, confident: np.ndarray | None = None,
     it (no pixels clearly different), so a busy neighbourhood on one side does not stop the
     others. On a flat background the box is then cut into lines and pieces, each fit to its
     ink (exact: these get no extra margin). On a textured one it is cut into the pieces of
-    ink that stand out from the background around it, kept only when they cover the
+    ink that stand out from the background around it; where those miss some of the
     component's ``confident`` cells (a mask on the map's grid whose first cell is
-    ``cell_origin``; see :data:`BUSY_COVER`). Boxes never grow beyond the coarse box except
-    by ``unsure_margin`` on those that are not flat fits; where nothing is clear the
-    shrunk coarse box stays (recall first).
+    ``cell_origin``; see :data:`BUSY_COVER`), the missed cells, grown by one cell, are
+    boxed too, so faint ink the map is sure of is never cut away. Boxes never grow beyond
+    the coarse box except by ``unsure_margin`` on those that are not flat fits; where no
+    ink stands out at all the shrunk coarse box stays (recall first).
     """
     b = [box.x0, box.y0, min(box.x1, grey.shape[1]), min(box.y1, grey.shape[0])]
     for side in ("top", "bottom", "left", "right"):
@@ -364,9 +390,10 @@ def refine_box(grey: np.ndarray, box: Box, confident: np.ndarray | None = None,
     if pieces is not None:
         return pieces
     busy = _split_busy(grey, fitted)
-    if busy is None or (confident is not None
-                        and not _covers(busy, confident, *cell_origin, stride)):
+    if busy is None:
         busy = [fitted]
+    elif confident is not None and not _covers(busy, confident, *cell_origin, stride):
+        busy += _missed_cells(busy, confident, *cell_origin, stride, fitted)
     rows, cols = grey.shape
     m = unsure_margin
     return [Box(max(0, p.x0 - m), max(0, p.y0 - m), min(cols, p.x1 + m), min(rows, p.y1 + m),
@@ -374,20 +401,42 @@ def refine_box(grey: np.ndarray, box: Box, confident: np.ndarray | None = None,
 
 
 HYSTERESIS = 0.5  # default: components reach down to this share of the threshold
+# Components are cut between their cores, the 8-connected groups of cells at or above this
+# probability, every cell going to the nearest core: two lines of text whose faint margins
+# touch on the map are boxed and fitted apart. 0 keeps every component whole. The default;
+# weights files carry their tuned value.
+SPLIT_LEVEL = 0.3
+
+
+def _parts(comp: np.ndarray, p: np.ndarray, level: float) -> list[np.ndarray]:
+    """Cell masks of the parts of one component (``comp``, over the map window ``p``): one
+    per core (cells >= ``level``), each cell going to its nearest core; the whole component
+    when it has fewer than two cores."""
+    if level <= 0:
+        return [comp]
+    cores, n = ndimage.label(comp & (p >= level), structure=EIGHT)
+    if n < 2:
+        return [comp]
+    _, (iy, ix) = ndimage.distance_transform_edt(cores == 0, return_indices=True)
+    owner = np.where(comp, cores[iy, ix], 0)
+    return [owner == k for k in range(1, n + 1)]
 
 
 def boxes_from_probability(prob: np.ndarray, rows: int, columns: int, threshold: float,
                            grey: np.ndarray | None = None,
                            hysteresis: float = HYSTERESIS, stride: int = STRIDE,
-                           unsure_margin: int = UNSURE_MARGIN) -> list[Box]:
+                           unsure_margin: int = UNSURE_MARGIN,
+                           split_level: float = SPLIT_LEVEL) -> list[Box]:
     """Boxes (frame pixels) of the text components of the map, each refined against ``grey``
     (the detector's input) when given.
 
     Hysteresis: a component is an 8-connected region of ``prob >= hysteresis * threshold``
-    that peaks at ``threshold`` or more, so a weakly marked letter is boxed whole.
+    that peaks at ``threshold`` or more, so a weakly marked letter is boxed whole. A
+    component with several cores (``split_level``, see :data:`SPLIT_LEVEL`) is boxed and
+    fitted part by part.
     """
     p = prob[: -(-rows // stride), : -(-columns // stride)]
-    labels, n = ndimage.label(p >= threshold * hysteresis, structure=np.ones((3, 3), bool))
+    labels, n = ndimage.label(p >= threshold * hysteresis, structure=EIGHT)
     if n == 0:
         return []
     out = []
@@ -398,16 +447,19 @@ def boxes_from_probability(prob: np.ndarray, rows: int, columns: int, threshold:
     for i, sl in enumerate(ndimage.find_objects(labels)):
         if sl is None or not peaked[i + 1]:
             continue
-        ys, xs = sl
-        comp = labels[sl] == i + 1
-        b = Box(xs.start * stride, ys.start * stride, min(columns, xs.stop * stride),
-                min(rows, ys.stop * stride), float(p[sl][comp].max()))
-        if grey is None:
-            out.append(b)
-            continue
-        confident = comp & (p[sl] >= CONFIDENT)
-        pieces = refine_box(grey, b, confident, (ys.start, xs.start), stride, unsure_margin)
-        out.extend(pieces)
+        window = p[sl]
+        for part in _parts(labels[sl] == i + 1, window, split_level):
+            ys, xs = (ndimage.find_objects(part.astype(np.int8))[0])
+            cy, cx = sl[0].start + ys.start, sl[1].start + xs.start
+            cells = part[ys, xs]
+            b = Box(cx * stride, cy * stride, min(columns, (sl[1].start + xs.stop) * stride),
+                    min(rows, (sl[0].start + ys.stop) * stride),
+                    float(window[ys, xs][cells].max()))
+            if grey is None:
+                out.append(b)
+                continue
+            confident = cells & (window[ys, xs] >= CONFIDENT)
+            out.extend(refine_box(grey, b, confident, (cy, cx), stride, unsure_margin))
     return out
 
 
@@ -454,6 +506,7 @@ class Detector:
     version: str = f"{MODEL_NAME}@{MODEL_VERSION}"
     hysteresis: float = HYSTERESIS
     unsure_margin: int = UNSURE_MARGIN
+    split_level: float = SPLIT_LEVEL
 
     @property
     def stride(self) -> int:
@@ -485,9 +538,10 @@ class Detector:
 
     def boxes(self, prob: np.ndarray, grey: np.ndarray) -> list[Box]:
         """Boxes of one frame from its map and its grey input, with this detector's
-        threshold, hysteresis and margin."""
+        threshold, hysteresis, margin and split level."""
         return boxes_from_probability(prob, grey.shape[0], grey.shape[1], self.threshold, grey,
-                                      self.hysteresis, self.stride, self.unsure_margin)
+                                      self.hysteresis, self.stride, self.unsure_margin,
+                                      self.split_level)
 
 
 def load_detector(path: Path | None = None, device: str = "auto",
@@ -508,4 +562,5 @@ def load_detector(path: Path | None = None, device: str = "auto",
     thr = float(threshold if threshold is not None else blob.get("threshold", 0.35))
     version = str(blob.get("version", f"{MODEL_NAME}@{MODEL_VERSION}"))
     return Detector(net, dev, thr, version, float(blob.get("hysteresis", HYSTERESIS)),
-                    int(blob.get("unsure_margin", UNSURE_MARGIN)))
+                    int(blob.get("unsure_margin", UNSURE_MARGIN)),
+                    float(blob.get("split_level", SPLIT_LEVEL)))
