@@ -325,35 +325,23 @@ CONFIDENT = 0.5
 UNSURE_MARGIN = 1
 
 
-def _hit_cells(pieces: Sequence[Box], shape: tuple[int, int], cy: int, cx: int,
-               stride: int) -> np.ndarray:
-    """The cells of a ``shape`` mask (first cell (cy, cx) on the map's grid) that ``pieces``
-    overlap."""
-    hit = np.zeros(shape, bool)
+def _missed_cells(pieces: Sequence[Box], confident: np.ndarray, cy: int, cx: int,
+                  stride: int, within: Box) -> list[Box]:
+    """What a textured fit that missed faint ink adds: nothing when ``pieces`` overlap at
+    least BUSY_COVER of the ``confident`` cells (a cell mask whose first cell is (cy, cx) on
+    the map's grid, ``stride`` px per cell); otherwise boxes (frame pixels, inside
+    ``within``) over the confident cells they miss, each group grown by one cell."""
+    total = int(confident.sum())
+    if total == 0:
+        return []
+    hit = np.zeros(confident.shape, bool)
     for b in pieces:
         r0, r1 = b.y0 // stride - cy, -(-b.y1 // stride) - cy
         c0, c1 = b.x0 // stride - cx, -(-b.x1 // stride) - cx
         hit[max(0, r0):max(0, r1), max(0, c0):max(0, c1)] = True
-    return hit
-
-
-def _covers(pieces: Sequence[Box], confident: np.ndarray, cy: int, cx: int,
-            stride: int = STRIDE) -> bool:
-    """Whether ``pieces`` overlap at least BUSY_COVER of the ``confident`` cells, a cell
-    mask whose first cell is (cy, cx) on the map's grid (``stride`` px per cell)."""
-    total = int(confident.sum())
-    if total == 0:
-        return True
-    hit = _hit_cells(pieces, confident.shape, cy, cx, stride)
-    return int((hit & confident).sum()) >= BUSY_COVER * total
-
-
-def _missed_cells(pieces: Sequence[Box], confident: np.ndarray, cy: int, cx: int,
-                  stride: int, within: Box) -> list[Box]:
-    """Boxes (frame pixels, inside ``within``) over the ``confident`` cells that ``pieces``
-    do not overlap, each group of such cells grown by one cell: what a textured fit that
-    missed faint ink adds so that every confident cell is blanked."""
-    miss = confident & ~_hit_cells(pieces, confident.shape, cy, cx, stride)
+    miss = confident & ~hit
+    if total - int(miss.sum()) >= BUSY_COVER * total:
+        return []
     miss = ndimage.binary_dilation(miss, structure=EIGHT)
     out = []
     for ys, xs in ndimage.find_objects(ndimage.label(miss, structure=EIGHT)[0]):
@@ -392,7 +380,7 @@ def refine_box(grey: np.ndarray, box: Box, confident: np.ndarray | None = None,
     busy = _split_busy(grey, fitted)
     if busy is None:
         busy = [fitted]
-    elif confident is not None and not _covers(busy, confident, *cell_origin, stride):
+    elif confident is not None:
         busy += _missed_cells(busy, confident, *cell_origin, stride, fitted)
     rows, cols = grey.shape
     m = unsure_margin
@@ -449,7 +437,7 @@ def boxes_from_probability(prob: np.ndarray, rows: int, columns: int, threshold:
             continue
         window = p[sl]
         for part in _parts(labels[sl] == i + 1, window, split_level):
-            ys, xs = (ndimage.find_objects(part.astype(np.int8))[0])
+            ys, xs = ndimage.find_objects(part.astype(np.int8))[0]
             cy, cx = sl[0].start + ys.start, sl[1].start + xs.start
             cells = part[ys, xs]
             b = Box(cx * stride, cy * stride, min(columns, (sl[1].start + xs.stop) * stride),
