@@ -142,6 +142,41 @@ def test_folding_batch_norms_keeps_the_function(stride: int) -> None:
     assert torch.allclose(want, got, atol=1e-4, rtol=1e-4), float((want - got).abs().max())
 
 
+def test_cpu_detector_runs_its_pointwise_convolutions_through_onednn() -> None:
+    """Loaded for a CPU, the 1x1 convolutions (but the one-channel head) go to oneDNN, not
+    PyTorch's single-thread GEMM path, and the maps are the plain folded net's."""
+    from torch.profiler import ProfilerActivity, profile
+
+    from gateway.pixels.model import PointwiseConv
+
+    if not torch.backends.mkldnn.is_available():
+        pytest.skip("this torch has no oneDNN")
+    blob = torch.load(DEFAULT_WEIGHTS, map_location="cpu", weights_only=True)
+    plain = TextDetNet(**blob["widths"])
+    plain.load_state_dict(blob["state_dict"])
+    fold_batchnorm(plain.eval())
+    det = load_detector(DEFAULT_WEIGHTS, "cpu")
+    pointwise = [m for m in det.net.modules() if isinstance(m, PointwiseConv)]
+    assert len(pointwise) == sum(1 for m in plain.modules() if isinstance(m, torch.nn.Conv2d)
+                                 and m.kernel_size == (1, 1) and m.out_channels > 1) > 10
+    x = torch.rand(1, 1, 96, 128)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with torch.inference_mode(), profile(activities=[ProfilerActivity.CPU],
+                                             record_shapes=True) as prof:
+            got = det.net(x.contiguous(memory_format=torch.channels_last))
+        with torch.inference_mode():
+            want = plain(x)
+    finally:
+        torch.set_num_threads(threads)
+    slow = [e.input_shapes[1] for e in prof.key_averages(group_by_input_shape=True)
+            if e.key == "aten::_slow_conv2d_forward"]  # weight shapes (out, in, kh, kw)
+    assert [1, 16, 1, 1] in slow  # the head: the profile sees the slow path
+    assert not [w for w in slow if w[2:] == [1, 1] and w[0] > 1], slow
+    assert torch.allclose(want, got, atol=1e-4, rtol=1e-4), float((want - got).abs().max())
+
+
 _FAULTS = """
 import resource, sys
 import numpy as np, torch
