@@ -8,7 +8,12 @@ from PIL import Image, ImageDraw, ImageFont
 
 from gateway.pixels.boxes import Box, boxes_mask
 from gateway.pixels.model import (
+    FLAT_TOL,
     STRIDE,
+    _median,
+    _percentiles,
+    _shrink_side,
+    _side_reference,
     boxes_from_probability,
     frame_to_grey,
     refine_box,
@@ -176,3 +181,64 @@ def test_grey_window_is_the_same_for_8_bit_lookup_colour_and_wider_types() -> No
     assert np.array_equal(frame_to_grey(signed), frame_to_grey(signed.astype(np.float64)))
     flat = np.full((16, 16), 200, np.uint8)
     assert not frame_to_grey(flat).any()
+
+
+def test_fast_median_and_percentiles_are_numpys() -> None:
+    """The box fit's own median and percentiles give numpy's numbers exactly (odd and even
+    sizes, ties, one element, both of numpy's precisions)."""
+    rng = np.random.default_rng(3)
+    for i in range(3000):
+        a = rng.random(int(rng.integers(1, 300)), dtype=np.float32)
+        if i % 3 == 0:
+            a = (np.round(a * 8) / 8).astype(np.float32)  # ties
+        if i % 4 == 0:
+            a = a.reshape(1, -1)
+        assert _median(a) == float(np.median(a))
+        for qs in (99, 0.5, (1.0, 99.0), (0.1, 99.9), (0.0, 100.0)):
+            want = [float(x) for x in np.atleast_1d(np.percentile(a, qs))]
+            assert _percentiles(a, qs) == want, (a.size, qs)
+
+
+def _shrink_reference(grey: np.ndarray, b: list[int], side: str) -> None:
+    """The side shrink written as the rule says: one line at a time."""
+    ref = _side_reference(grey, (b[0], b[1], b[2], b[3]), side)
+    if ref is None or ref.size == 0:
+        return
+    bg = float(np.median(ref))
+    tol = FLAT_TOL + min(0.05, 3.0 * float(np.median(np.abs(ref - bg))))
+    span = b[3] - b[1] if side in ("top", "bottom") else b[2] - b[0]
+    budget = max(4, span // 4)
+    while budget > 0 and b[2] - b[0] > 1 and b[3] - b[1] > 1:
+        budget -= 1
+        x0, y0, x1, y1 = b
+        line = {"top": grey[y0, x0:x1], "bottom": grey[y1 - 1, x0:x1],
+                "left": grey[y0:y1, x0], "right": grey[y0:y1, x1 - 1]}[side]
+        if float(np.abs(line - bg).max()) > tol:
+            return
+        b[{"top": 1, "bottom": 3, "left": 0, "right": 2}[side]] += 1 if side in ("top", "left") \
+            else -1
+
+
+def test_side_shrink_moves_as_far_as_the_line_by_line_rule() -> None:
+    """Flat margins, a glyph's row, texture and boxes of one or two lines: the side stops
+    where the line-by-line rule stops, never passes its budget, keeps one line."""
+    rng = np.random.default_rng(5)
+    grey = np.full((64, 80), 0.2, np.float32)
+    grey[20:40, 30:60] = rng.random((20, 30), dtype=np.float32)  # texture
+    grey[8, 5:70] = 0.9  # a stroke's row
+    grey[:, 75] = 0.95  # a column of ink
+    grey += rng.normal(0, 0.01, grey.shape).astype(np.float32)
+    for k in range(12):  # single pixels departing by graded amounts, around the tolerance
+        grey[44 + k, 10 + 5 * k] += 0.03 + 0.01 * k
+        grey[2 + 5 * k, 64 + k % 8] -= 0.03 + 0.01 * k
+    moved = 0
+    for _ in range(2000):
+        x0, y0 = int(rng.integers(0, 78)), int(rng.integers(0, 62))
+        b = [x0, y0, int(rng.integers(x0 + 1, 81)), int(rng.integers(y0 + 1, 65))]
+        for side in ("top", "bottom", "left", "right"):
+            got, want = list(b), list(b)
+            _shrink_side(grey, got, side)
+            _shrink_reference(grey, want, side)
+            assert got == want, (b, side)
+            moved += got != b
+    assert moved > 500  # the cases moved sides, not only stopped at once
