@@ -131,6 +131,9 @@ def fold_batchnorm(net: TextDetNet) -> TextDetNet:
     return net
 
 
+_ONEDNN = torch.backends.mkldnn.is_available() and hasattr(torch, "mkldnn_convolution")
+
+
 class PointwiseConv(nn.Module):
     """A 1x1 convolution that runs through oneDNN on a CPU.
 
@@ -154,9 +157,6 @@ class PointwiseConv(nn.Module):
             return torch.mkldnn_convolution(x, self.weight, self.bias, [0, 0], [1, 1],
                                             [1, 1], 1)
         return F.conv2d(x, self.weight, self.bias)
-
-
-_ONEDNN = torch.backends.mkldnn.is_available() and hasattr(torch, "mkldnn_convolution")
 
 
 def pointwise_through_onednn(net: TextDetNet) -> TextDetNet:
