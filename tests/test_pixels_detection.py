@@ -177,6 +177,23 @@ def test_cpu_detector_runs_its_pointwise_convolutions_through_onednn() -> None:
     assert torch.allclose(want, got, atol=1e-4, rtol=1e-4), float((want - got).abs().max())
 
 
+def test_only_plain_pointwise_convolutions_are_swapped() -> None:
+    """A 1x1 convolution with padding (or stride, or groups) computes something else, so it
+    keeps its own layer; a plain one is swapped and computes the same."""
+    from gateway.pixels.model import PointwiseConv, pointwise_through_onednn
+
+    conv = torch.nn.Conv2d
+    net = torch.nn.Sequential(conv(4, 6, 1), conv(6, 6, 1, padding=1), conv(6, 6, 1, stride=2),
+                              conv(6, 6, 1, groups=2))
+    x = torch.rand(1, 4, 10, 12)
+    with torch.inference_mode():
+        want = net(x)
+        pointwise_through_onednn(net)  # type: ignore[arg-type]
+        got = net(x)
+    assert [type(m) for m in net] == [PointwiseConv] + [torch.nn.Conv2d] * 3
+    assert torch.allclose(want, got, atol=1e-5)
+
+
 _FAULTS = """
 import resource, sys
 import numpy as np, torch

@@ -134,6 +134,12 @@ def fold_batchnorm(net: TextDetNet) -> TextDetNet:
 _ONEDNN = torch.backends.mkldnn.is_available() and hasattr(torch, "mkldnn_convolution")
 
 
+def _is_pointwise(conv: nn.Conv2d) -> bool:
+    """A 1x1, stride 1, unpadded, ungrouped convolution: what :class:`PointwiseConv` computes."""
+    return (conv.kernel_size == (1, 1) and conv.stride == (1, 1) and conv.groups == 1
+            and conv.padding in ((0, 0), 0) and conv.padding_mode == "zeros")
+
+
 class PointwiseConv(nn.Module):
     """A 1x1 convolution that runs through oneDNN on a CPU.
 
@@ -146,8 +152,8 @@ class PointwiseConv(nn.Module):
 
     def __init__(self, conv: nn.Conv2d) -> None:
         super().__init__()
-        if conv.kernel_size != (1, 1) or conv.stride != (1, 1) or conv.groups != 1:
-            raise ValueError("PointwiseConv takes a 1x1, stride 1, ungrouped convolution")
+        if not _is_pointwise(conv):
+            raise ValueError("PointwiseConv takes a 1x1, stride 1, unpadded, ungrouped convolution")
         self.weight = nn.Parameter(conv.weight.detach().clone(), requires_grad=False)
         bias = conv.bias.detach().clone() if conv.bias is not None else None
         self.bias = nn.Parameter(bias, requires_grad=False) if bias is not None else None
@@ -165,9 +171,7 @@ def pointwise_through_onednn(net: TextDetNet) -> TextDetNet:
     (one output channel) stays: a GEMM against one column is faster than oneDNN's kernel."""
     for m in list(net.modules()):
         for name, child in list(m.named_children()):
-            if (isinstance(child, nn.Conv2d) and child.kernel_size == (1, 1)
-                    and child.stride == (1, 1) and child.groups == 1
-                    and child.out_channels > 1):
+            if isinstance(child, nn.Conv2d) and _is_pointwise(child) and child.out_channels > 1:
                 setattr(m, name, PointwiseConv(child))
     return net
 
