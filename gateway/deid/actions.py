@@ -15,13 +15,21 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from pydicom import Dataset
-from pydicom.dataelem import DataElement
+from pydicom.dataelem import DataElement, RawDataElement, convert_raw_data_element
 from pydicom.tag import BaseTag
 
 from gateway.deid import values
 from gateway.deid.knownsafe import DATE_VRS
 from gateway.deid.options import Option
 from gateway.deid.textclean import TextCleaner
+from gateway.identity.benign import (
+    BENIGN_TAGS,
+    CODE_VALUE,
+    CODING_SCHEME_DESIGNATOR,
+    LONG_CODE_VALUE,
+    URN_CODE_VALUE,
+    is_standard_meaning,
+)
 from gateway.pseudonyms.derive import is_well_known_uid
 
 if TYPE_CHECKING:
@@ -100,18 +108,52 @@ def resolve_compound(run: Run, code: str, tag: int, path: tuple[int, ...]) -> st
 
 def collect(run: Run, tag: int, vr: str, elem: DataElement) -> None:
     """Remember identifying input values (names, IDs, dates, UIDs) before they change."""
+    collect_values(run, tag, vr, _values(elem))
+
+
+def collect_values(run: Run, tag: int, vr: str, found: list[Any]) -> None:
+    """:func:`collect` on values already read (from an element or from raw bytes)."""
     if vr == "PN":
-        for v in _values(elem):
-            run.found.add_name(str(v))
+        kind = "name"
     elif vr in ("DA", "DT"):
-        for v in _values(elem):
-            run.found.add_date(str(v))
+        kind = "date"
     elif vr == "UI":
-        pass  # UIDs are collected where they are replaced (U), not where they are removed
-    elif tag in run.compiled.identifying:
-        for v in _values(elem):
-            if isinstance(v, str):
-                run.found.add_id(v)
+        return  # UIDs are collected where they are replaced (U), not where they are removed
+    else:
+        kind = run.compiled.identifying.get(tag, "")
+        if not kind:
+            return
+    for v in found:
+        if not isinstance(v, bytes):
+            run.found.add(kind, v)
+
+
+def queue_kept_text(run: Run, ds: Dataset, tag: BaseTag, vr: str, path: tuple[int, ...]) -> bool:
+    """Text the profile keeps leaves the gateway too: queue it for cleaning of the instance's
+    identity (a Code Meaning as such, see :func:`standard_meaning`), unless it is benign
+    (:mod:`gateway.identity.benign`). False when the element is not such text."""
+    itag = int(tag)
+    if itag in BENIGN_TAGS or ((itag >> 16) & 1 and (itag & 0xFFFF) <= 0xFF):
+        return False  # (private creators name their block)
+    if vr in TEXT_CLEANABLE or (vr == "UN" and (itag >> 16) & 1):
+        run.pending_text.append((ds, tag, "M" if itag == CODE_MEANING else "K", path))
+        return True
+    return False
+
+
+def standard_meaning(item: Dataset) -> bool:
+    """The Code Meaning of ``item`` is the one the standard's lexicon gives its code."""
+    meaning = _single(item, CODE_MEANING)
+    code = (_single(item, CODE_VALUE) or _single(item, LONG_CODE_VALUE)
+            or _single(item, URN_CODE_VALUE))
+    designator = _single(item, CODING_SCHEME_DESIGNATOR)
+    return bool(meaning and code and designator) and is_standard_meaning(designator, code, meaning)
+
+
+def _single(item: Dataset, tag: int) -> str:
+    elem = item.get(tag)
+    value = elem.value if elem is not None else None
+    return value if isinstance(value, str) else ""
 
 
 def _remove(run: Run, ds: Dataset, elem: DataElement, vr: str, path: tuple[int, ...],
@@ -131,10 +173,10 @@ def _collect_sequence(run: Run, elem: DataElement, path: tuple[int, ...]) -> Non
         for sub in item.iterall():
             if sub.VR != "SQ" and not sub.tag.is_private:
                 collect(run, int(sub.tag), str(sub.VR), sub)
-            if sub.VR == "UI":
+            if sub.VR == "UI" and not run.compiled.has(Option.RETAIN_UIDS):
                 for v in _values(sub):
                     if not _is_standard_uid(v):
-                        run.found.add_uid(str(v))
+                        run.found.add("uid", str(v))
 
 
 def _is_standard_uid(value: Any) -> bool:
@@ -194,6 +236,8 @@ def _keep(run: Run, ds: Dataset, elem: DataElement, vr: str, path: tuple[int, ..
         from gateway.deid.engine import walk_sequence
 
         walk_sequence(run, elem, path, mode)
+    else:
+        queue_kept_text(run, ds, elem.tag, vr, path)
 
 
 def _uid(run: Run, ds: Dataset, elem: DataElement, vr: str, path: tuple[int, ...],
@@ -206,7 +250,7 @@ def _uid(run: Run, ds: Dataset, elem: DataElement, vr: str, path: tuple[int, ...
         original = str(v).strip()
         replaced = run.pseudonymizer.uid(original)
         if replaced != original:
-            run.found.add_uid(original)
+            run.found.add("uid", original)
         new.append(replaced)
     _set(elem, new)
 
@@ -284,14 +328,12 @@ def _apply_mode(run: Run, ds: Dataset, tag: BaseTag, vr: str, rule: Rule,
     """
     t = int(tag)
     text_tag = TEXT_VALUE if mode.startswith("sr") else UNFORMATTED_TEXT_VALUE
-    if t == text_tag or (mode.startswith("sr") and t == CODE_MEANING):
+    if t == text_tag:
         elem = ds[tag]
         old = elem.value
         if mode.endswith("-clean"):
             run.pending_text.append((ds, tag, "D", path))
             code = "C"
-        elif t == CODE_MEANING:
-            code = "K"
         else:
             elem.value = values.DUMMY_TEXT
             code = "D"
@@ -300,24 +342,63 @@ def _apply_mode(run: Run, ds: Dataset, tag: BaseTag, vr: str, rule: Rule,
     return False
 
 
-def clean_text(run: Run, cleaner: TextCleaner, ds: Dataset, tag: BaseTag, fallback: str,
+def clean_text(run: Run, cleaner: TextCleaner, ds: Dataset, tag: BaseTag, how: str,
                path: tuple[int, ...]) -> None:
-    """Clean one deferred free-text element; what cannot be cleaned is removed (or dummied when
-    its attribute is structurally required, e.g. an SR TEXT value)."""
-    elem = ds[tag]
+    """Clean one deferred text element (``how``: see :func:`gateway.deid.engine.clean_pending`).
+
+    What cannot be cleaned is removed (``X``) or dummied (``D``, and kept text, whose attribute
+    may be required); kept text and code meanings lose the identity's values only.
+    """
+    elem = _detached(ds, tag)
     vr = str(elem.VR)
+    generic = how in ("X", "D")
+    if vr == "UN":
+        _clean_unknown(cleaner, ds, tag)
+        return
+    old = _values(elem)
     new = []
-    for v in _values(elem):
-        cleaned = cleaner.clean(v)
+    for v in old:
+        cleaned = cleaner.clean(v, generic)
         if cleaned is None:
-            if fallback == "D":
-                elem.value = values.dummy_for(vr, len(_values(elem)))
-            else:
+            if how == "X":
                 del ds[tag]
+            else:
+                elem.value = values.dummy_for(vr, len(old))
+                ds[tag] = elem
             return
         limit = MAX_LENGTH.get(vr)
         new.append(cleaned[:limit] if limit else cleaned)
-    _set(elem, new)
+    if new != old:  # (text with nothing to clean is left as it was read, undecoded)
+        _set(elem, new)
+        ds[tag] = elem
+
+
+def _detached(ds: Dataset, tag: BaseTag) -> DataElement:
+    """The element ``tag`` of ``ds`` decoded without storing the decoded form back, so that an
+    element that needs no change keeps its bytes as read."""
+    elem = ds.get_item(tag, keep_deferred=True)
+    if isinstance(elem, RawDataElement) and elem.value is not None:
+        charset = ds.original_character_set or ds._character_set
+        return convert_raw_data_element(elem, encoding=charset, ds=ds)
+    return ds[tag]
+
+
+def _clean_unknown(cleaner: TextCleaner, ds: Dataset, tag: BaseTag) -> None:
+    """A kept element of unknown VR (UN) is read as text (Latin-1, as verify reads it) and
+    cleaned; a value that is not text is kept as it is, and one that cannot be cleaned is
+    removed."""
+    data = ds[tag].value
+    if not isinstance(data, bytes):
+        return
+    text = data.decode("latin-1")
+    if not cleaner.needs_cleaning(text):
+        return
+    cleaned = cleaner.clean(text, generic=False)
+    if cleaned is None:
+        del ds[tag]
+        return
+    encoded = cleaned.encode("latin-1", errors="replace")
+    ds[tag].value = encoded + b" " * (len(encoded) % 2)
 
 
 def remove_overlay_groups(run: Run, ds: Dataset) -> None:

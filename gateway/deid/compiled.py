@@ -24,7 +24,7 @@ from gateway.deid.ruledata import DEFAULT_RULES_DIR, RuleData, TableRow, load_ru
 _CLASS_UID = re.compile(r"(Class|Syntax|CodingScheme|Context|Mapping|Template)\w*UIDs?$")
 
 # Names of E.1-1 rows whose values identify a person, an organisation or a record: their
-# original values are collected for Clean Descriptors and for the verify stage.
+# original values are collected, by kind, for Clean Descriptors and for the verify stage.
 _IDENTIFYING_NAME = re.compile(
     r"\b(ID|IDs|Identifier|Number|Numbers|Address|Telephone|Name|Names|Institution|Station|"
     r"Serial|Locator|Residence|Rank|Branch|Insurance|E-?mail|Location|Occupation|Organization|"
@@ -37,7 +37,13 @@ _NOT_IDENTIFYING_NAME = re.compile(
     r"ROI Name|Plan Name|Structure Set Name|Religious|Transport",
     re.IGNORECASE,
 )
-_ID_VRS = frozenset({"PN", "LO", "SH", "UC", "AE"})
+_ID_VRS = frozenset({"PN", "LO", "SH", "UC", "AE", "LT", "ST", "UT"})
+# The kind of an identifying row's values (gateway.identity.model), first match wins.
+_KINDS = (
+    ("phone", re.compile(r"Telephone|Telecom|Fax", re.IGNORECASE)),
+    ("address", re.compile(r"Address", re.IGNORECASE)),
+    ("id", re.compile(r"\b(ID|IDs|Identifier|Number|Numbers|Serial|Locator)\b", re.IGNORECASE)),
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,7 +71,8 @@ class CompiledProfile:
     private_rule: Rule
     private_overrides: dict[tuple[int, str, int], Rule]
     path_overrides: dict[tuple[int, ...], Rule]
-    identifying: frozenset[int]
+    # Tag -> kind of identifying value ("name", "id", "phone", "address", "phrase").
+    identifying: dict[int, str]
     _unknown: dict[tuple[int, str], Rule] = field(default_factory=dict, repr=False)
 
     @property
@@ -146,17 +153,16 @@ def _vr(tag: int) -> str:
         return ""
 
 
-def _identifying(rules: RuleData) -> frozenset[int]:
-    out = set()
+def _identifying(rules: RuleData) -> dict[int, str]:
+    out = {}
     for tag, row in rules.attributes.items():
         vr = _vr(tag)
-        if vr == "PN" or (
-            vr in _ID_VRS
-            and _IDENTIFYING_NAME.search(row.name)
-            and not _NOT_IDENTIFYING_NAME.search(row.name)
-        ):
-            out.add(tag)
-    return frozenset(out)
+        if vr == "PN":
+            out[tag] = "name"
+        elif (vr in _ID_VRS and _IDENTIFYING_NAME.search(row.name)
+              and not _NOT_IDENTIFYING_NAME.search(row.name)):
+            out[tag] = next((k for k, p in _KINDS if p.search(row.name)), "phrase")
+    return out
 
 
 def compile_profile(

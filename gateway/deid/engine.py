@@ -28,7 +28,8 @@ from gateway.deid.compiled import CompiledProfile, Rule
 from gateway.deid.iod import IodTypes, NoIodTypes
 from gateway.deid.knownsafe import SAFE_VRS
 from gateway.deid.options import Option
-from gateway.deid.textclean import Identifiers, PatternCache, TextCleaner
+from gateway.deid.textclean import PatternCache, TextCleaner
+from gateway.identity import Identity, IdentityMemory, memory_keys
 from gateway.pipeline.stage import StageContext
 from gateway.pseudonyms.interface import PatientPseudonym, Pseudonymizer
 
@@ -40,6 +41,7 @@ SR_SEQUENCES = frozenset({CONTENT_SEQUENCE, 0x00400555, 0x00400610})  # + Acq. C
 # Graphic Annotation Sequence (presentation states), Waveform Annotation Sequence.
 GRAPHIC_SEQUENCES = frozenset({0x00700001, 0x0040B020})
 PATIENT_NAME, PATIENT_ID, ISSUER_OF_PATIENT_ID = 0x00100010, 0x00100020, 0x00100021
+STUDY_INSTANCE_UID = 0x0020000D
 SOP_CLASS_UID = 0x00080016
 SHIFT_CACHE_SIZE = 4096
 
@@ -73,8 +75,9 @@ class Run:
     container_tags: list[BaseTag] = field(default_factory=list)
     # Shifted dates by (VR, value, offset): the dates of one study repeat (a cache).
     shifts: dict[tuple[str, str, int], str | None] = field(default_factory=dict)
-    found: Identifiers = field(default_factory=Identifiers)
-    # (dataset, tag, fallback code when the text cannot be cleaned)
+    # The identifying values of the input, collected where the profile changes them.
+    found: Identity = field(default_factory=Identity)
+    # (dataset, tag, how to clean it: see :func:`clean_pending`, path)
     pending_text: list[tuple[Dataset, BaseTag, str, tuple[int, ...]]] = field(default_factory=list)
     removed_overlay_groups: set[int] = field(default_factory=set)
 
@@ -114,6 +117,8 @@ class Deidentifier:
         self.pseudonymizer = pseudonymizer
         self.iod = iod or NoIodTypes()
         self.patterns = PatternCache()
+        # What earlier instances of a study or patient taught (DESIGN decision 11).
+        self.memory = IdentityMemory()
         self.fast = fast
         self.marker_cache = markers.MarkerCache(compiled)
         self._kept: set[tuple[int, str]] = set()
@@ -136,13 +141,17 @@ class Deidentifier:
             kept=self._kept if fast else set(),
             shifts=self._shifts,
         )
+        keys = _memory_keys(ds, fast)
         walk(run, ds, (), "")
         actions.remove_overlay_groups(run, ds)
-        clean_pending(run)
+        identity = run.found.copy()
+        identity.update(self.memory.recall(keys))
+        self.memory.learn(keys, run.found)
+        clean_pending(run, identity)
         applied = markers.write_markers(run, ds)
         markers.replace_file_meta(run, ds)
         stream.stream_deferred(ds)
-        ctx.identifiers.update(run.found.for_verify())
+        ctx.identity.update(identity)
         ctx.versions.append(self.compiled.version)
         return DeidResult(run.patient, applied)
 
@@ -174,6 +183,12 @@ def _patient(ds: Dataset, pseudonymizer: Pseudonymizer, fast: bool = False) -> P
         _text(ds, ISSUER_OF_PATIENT_ID, "LO", fast),
         _text(ds, PATIENT_NAME, "PN", fast),
     )
+
+
+def _memory_keys(ds: Dataset, fast: bool) -> list[str]:
+    return memory_keys(_text(ds, STUDY_INSTANCE_UID, "UI", fast), _text(ds, PATIENT_ID, "LO", fast),
+                       _text(ds, ISSUER_OF_PATIENT_ID, "LO", fast),
+                       _text(ds, PATIENT_NAME, "PN", fast))
 
 
 def _vr_of(ds: Dataset, tag: BaseTag, elem: DataElement | RawDataElement, fast: bool) -> str:
@@ -231,9 +246,11 @@ def walk(run: Run, ds: Dataset, path: tuple[int, ...], mode: str) -> None:
         if rule is None:
             rule = compiled.rule_for(itag, vr, path)
         if rule.code == "K" and vr != "SQ" and not (mode or rule.collect):
-            if run.record is not None:  # kept as read: not even decoded (pixel data stays on disk)
+            queued = actions.queue_kept_text(run, ds, tag, vr, path)  # text: cleaned later
+            if run.record is not None:  # kept as read: not even decoded (pixel data on disk)
                 run.record(path, tag, vr, "K", rule.source, ds[tag].value, ds[tag].value)
-            elif kept is not None and elem.VR not in (None, "UN") and itag >> 16 not in (2, 4):
+            elif (not queued and kept is not None and elem.VR not in (None, "UN")
+                  and itag >> 16 not in (2, 4)):
                 kept.add((itag, str(elem.VR)))  # the same tag and VR get the same rule
             continue
         if fast and isinstance(elem, RawDataElement) and rawactions.apply(
@@ -279,14 +296,23 @@ def walk_sequence(run: Run, elem: DataElement, path: tuple[int, ...], mode: str)
         walk(run, item, (*path, tag), child_mode)
 
 
-def clean_pending(run: Run) -> None:
-    """Clean every deferred free-text value now that all identifying values are known."""
+def clean_pending(run: Run, identity: Identity | None = None) -> None:
+    """Clean every deferred text value now that all identifying values are known.
+
+    ``identity`` is what the instance and earlier instances of its study and patient taught
+    (the instance's own values when not given). Each entry says what the text is: ``X`` and
+    ``D`` Clean Descriptors / structured content text (identity and generic patterns; removed or
+    dummied when it cannot be cleaned), ``K`` text the profile keeps and ``M`` a code meaning
+    (the identity only; a meaning the standard's lexicon gives its code is left as it is).
+    """
     if not run.pending_text:
         return
-    cleaner = TextCleaner(run.found, run.patterns)
-    for ds, tag, fallback, path in run.pending_text:
+    cleaner = TextCleaner(identity if identity is not None else run.found, run.patterns)
+    for ds, tag, how, path in run.pending_text:
         if tag not in ds:
             continue
-        if run.fast and rawactions.clean_text(run, cleaner, ds, tag, fallback):
+        if how == "M" and actions.standard_meaning(ds):
             continue
-        actions.clean_text(run, cleaner, ds, tag, fallback, path)
+        if run.fast and rawactions.clean_text(run, cleaner, ds, tag, how):
+            continue
+        actions.clean_text(run, cleaner, ds, tag, how, path)

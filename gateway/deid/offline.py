@@ -31,7 +31,13 @@ from pydicom.errors import InvalidDicomError
 from gateway.config import Settings
 from gateway.deid.writer import names_its_instance, write_instance
 from gateway.pipeline.compose import build_pipeline
-from gateway.pipeline.stage import OutcomeKind, Stage, StageContext, StageServices
+from gateway.pipeline.stage import (
+    OutcomeKind,
+    Stage,
+    StageContext,
+    StageServices,
+    observe_input,
+)
 from gateway.pseudonyms.interface import Pseudonymizer
 
 PseudonymizerFactory = Callable[[Settings], Pseudonymizer]
@@ -135,6 +141,10 @@ class Worker:
             return FileResult("unreadable", "not a readable DICOM file")
         ctx = StageContext(job_id=hashlib.sha256(str(path).encode()).hexdigest()[:16],
                            source_path=path)
+        observed, _stage = observe_input(self.stages, ds, ctx)
+        if observed.kind is not OutcomeKind.CONTINUE:
+            self._hold(path)
+            return FileResult("quarantined", observed.reason)
         for stage in self.stages:
             try:
                 outcome = stage(ds, ctx)

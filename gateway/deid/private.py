@@ -152,7 +152,8 @@ def _apply(run: Run, ds: Dataset, tag: BaseTag, rule: Rule, path: tuple[int, ...
     if undecoded and vr != "SQ":
         assert isinstance(elem, RawDataElement)
         if rule.code == "K" and not rule.collect:
-            return  # kept as read
+            actions.queue_kept_text(run, ds, tag, vr, path)  # kept as read, text cleaned later
+            return
         if rule.code == "X" and vr not in raw.STRING_VRS and not 0x6000 <= tag.group <= 0x601E:
             del ds[tag]  # binary: nothing to collect from it (overlay groups: decoded path)
             return

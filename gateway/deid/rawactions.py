@@ -30,6 +30,8 @@ from gateway.deid.actions import (
     TEXT_CLEANABLE,
     TEXT_VALUE,
     UNFORMATTED_TEXT_VALUE,
+    collect_values,
+    queue_kept_text,
     resolve_compound,
 )
 from gateway.deid.knownsafe import DATE_VRS
@@ -66,6 +68,7 @@ def apply(run: Run, ds: Dataset, tag: BaseTag, elem: RawDataElement, vr: str, ru
     if code in ("K", "U*"):  # U* on an element that is not a sequence: kept
         if code == "U*" or rule.collect:
             collect(run, itag, vr, found)
+        queue_kept_text(run, ds, tag, vr, path)
         return True
     result = _HANDLERS.get(code, _remove)(run, itag, vr, found, path)
     if result is FALLBACK:
@@ -83,17 +86,7 @@ def apply(run: Run, ds: Dataset, tag: BaseTag, elem: RawDataElement, vr: str, ru
 
 def collect(run: Run, tag: int, vr: str, found: list[str]) -> None:
     """:func:`gateway.deid.actions.collect` on values read from raw bytes."""
-    if vr == "PN":
-        for v in found:
-            run.found.add_name(v)
-    elif vr in ("DA", "DT"):
-        for v in found:
-            run.found.add_date(v)
-    elif vr == "UI":
-        pass  # UIDs are collected where they are replaced (U), not where they are removed
-    elif tag in run.compiled.identifying:
-        for v in found:
-            run.found.add_id(v)
+    collect_values(run, tag, vr, found)
 
 
 def _encoded(found: list[str], vr: str) -> Result:
@@ -151,7 +144,7 @@ def _uid(run: Run, tag: int, vr: str, found: list[str], path: tuple[int, ...]) -
         original = v.strip()
         replaced = run.pseudonymizer.uid(original)
         if replaced != original:
-            run.found.add_uid(original)
+            run.found.add("uid", original)
         new.append(replaced)
     return _encoded(new, vr)
 
@@ -198,7 +191,7 @@ _HANDLERS: dict[str, Handler] = {
 }
 
 
-def clean_text(run: Run, cleaner: TextCleaner, ds: Dataset, tag: BaseTag, fallback: str) -> bool:
+def clean_text(run: Run, cleaner: TextCleaner, ds: Dataset, tag: BaseTag, how: str) -> bool:
     """:func:`gateway.deid.actions.clean_text` on a raw element; False when it is not one."""
     elem = ds.get_item(tag, keep_deferred=True)
     if not isinstance(elem, RawDataElement) or elem.VR is None:
@@ -207,11 +200,14 @@ def clean_text(run: Run, cleaner: TextCleaner, ds: Dataset, tag: BaseTag, fallba
     found = raw.decode(elem, vr)
     if found is None:
         return False
+    generic = how in ("X", "D")
+    if not generic and not any(cleaner.needs_cleaning(v) for v in found):
+        return True  # kept text with nothing of the identity in it: its bytes stay
     new = []
     for v in found:
-        cleaned = cleaner.clean(v)
+        cleaned = cleaner.clean(v, generic)
         if cleaned is None:
-            if fallback != "D":
+            if how == "X":
                 del ds[tag]
                 return True
             result = _dummy_value(vr, len(found))

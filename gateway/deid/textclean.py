@@ -12,14 +12,14 @@ safely and is removed (:meth:`TextCleaner.clean` returns ``None``).
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+
+from gateway.identity import OWN_VOCABULARY, Identity, fold, fold_map
+from gateway.identity.fold import original_span
 
 Pattern = re.Pattern[str]
 
 REDACTED = "***"
-MIN_TOKEN = 2  # shortest name component removed from free text (word-bounded)
-MIN_IDENTIFIER = 3  # shortest value handed to the verify stage
+MIN_UID = 3
 
 _MONTHS = (
     r"(?:Jan(?:uary)?|Feb(?:ruary)?|Mar(?:ch)?|Apr(?:il)?|May|Jun(?:e)?|Jul(?:y)?|Aug(?:ust)?|"
@@ -44,150 +44,85 @@ _GENERIC = [
 _PHONE = re.compile(r"\+?\(?\d[\d\s().\-/]{5,}\d")
 _GENERIC_RE = re.compile("|".join(f"(?:{p})" for p in _GENERIC), re.IGNORECASE)
 _DIGIT_OR_AT = re.compile(r"[\d@]")
-_SPLIT_PN = re.compile(r"[\^=,\s]+")
-_SPLIT_ADDRESS = re.compile(r"[\^,;\n\r]+")
-
-
-@dataclass
-class Identifiers:
-    """Identifying values of one input instance, by kind, as the walk finds them."""
-
-    names: set[str] = field(default_factory=set)
-    name_tokens: set[str] = field(default_factory=set)
-    ids: set[str] = field(default_factory=set)
-    dates: set[str] = field(default_factory=set)
-    uids: set[str] = field(default_factory=set)
-
-    def add_name(self, value: str) -> None:
-        text = value.strip()
-        if not text:
-            return
-        self.names.add(text)
-        tokens = [t for t in _SPLIT_PN.split(text) if len(t) >= MIN_TOKEN]
-        self.name_tokens.update(tokens)
-        if len(tokens) >= 2:
-            self.names.add(" ".join(tokens))
-            self.names.add(" ".join(reversed(tokens)))
-
-    def add_id(self, value: str) -> None:
-        text = value.strip()
-        if len(text) >= MIN_TOKEN:
-            self.ids.add(text)
-        for part in _SPLIT_ADDRESS.split(text):
-            if len(part.strip()) >= MIN_IDENTIFIER:
-                self.ids.add(part.strip())
-
-    def add_date(self, value: str) -> None:
-        text = value.strip()
-        if len(text) >= 8 and text[:8].isdigit():
-            self.dates.add(text[:8])
-
-    def add_uid(self, value: str) -> None:
-        if value:
-            self.uids.add(value.strip())
-
-    def for_verify(self) -> set[str]:
-        """Every value long enough to be checked in the output by the verify stage."""
-        tokens = {t for t in self.name_tokens if len(t) >= MIN_IDENTIFIER}
-        values = self.names | self.ids | self.dates | self.uids | tokens
-        return {v for v in values if len(v) >= MIN_IDENTIFIER}
-
-
-def _literal(values: Iterable[str]) -> list[str]:
-    return [re.escape(v) for v in sorted(set(values), key=len, reverse=True) if v]
 
 
 class PatternCache:
-    """Compiled patterns of recent identifier sets: the instances of one patient and study share
-    names, IDs and dates, so the patterns are compiled once for all of them."""
+    """Compiled patterns of recent identities: the instances of one patient and study share
+    names, IDs and dates, so their pattern is compiled once for all of them."""
 
-    def __init__(self, size: int = 256) -> None:
+    def __init__(self, size: int = 256, ignore: frozenset[str] = OWN_VOCABULARY) -> None:
         self._size = size
-        self._patterns: dict[frozenset[str], tuple[Pattern | None, Pattern | None]] = {}
+        self.ignore = ignore
+        self._patterns: dict[frozenset[tuple[str, str]], Pattern | None] = {}
 
-    def pattern(self, found: Identifiers) -> Pattern | None:
-        """What :class:`TextCleaner` removes: the instance's names, IDs and dates."""
-        return self.patterns(found)[0]
-
-    def patterns(self, found: Identifiers) -> tuple[Pattern | None, Pattern | None]:
-        """The pattern to remove and the pattern of what must not remain (UIDs apart)."""
-        key = frozenset(found.names | found.ids | found.dates) | frozenset(
-            "\x00" + t for t in found.name_tokens
-        )
-        cached = self._patterns.get(key)
-        if cached is not None:
-            return cached
-        literals = _literal(found.names | found.ids | _date_forms(found.dates))
-        words = _literal(found.name_tokens)
-        parts = [*literals, *(rf"\b{w}\b" for w in words)]
-        specific = re.compile("|".join(parts), re.IGNORECASE) if parts else None
-        compiled = (specific, _residue_pattern(found.for_verify() - found.uids))
+    def pattern(self, identity: Identity) -> Pattern | None:
+        """Every written form of every value of ``identity``, over folded text."""
+        key = identity.key()
+        if key in self._patterns:
+            return self._patterns[key]
+        fragments = identity.fragments(self.ignore)
+        compiled = re.compile("|".join(fragments)) if fragments else None
         if len(self._patterns) >= self._size:
             self._patterns.pop(next(iter(self._patterns)))
         self._patterns[key] = compiled
         return compiled
 
 
-def _residue_pattern(values: Iterable[str]) -> Pattern | None:
-    """Any of ``values`` (lowered) as a whole word: not next to a letter or digit, which is
-    ``str.isalnum`` (``[^\\W_]``), the test of :func:`_contains_word`."""
-    needles = sorted({v.lower() for v in values}, key=len, reverse=True)
-    if not needles:
-        return None
-    body = "|".join(re.escape(n) for n in needles)
-    return re.compile(rf"(?<![^\W_])(?:{body})(?![^\W_])")
-
-
 class TextCleaner:
-    """Removes the identifying values of one instance from free text."""
+    """Removes the identifying values of one identity from text, keeping the rest."""
 
-    def __init__(self, found: Identifiers, cache: PatternCache | None = None) -> None:
-        self._specific, self._residue = (cache or PatternCache(1)).patterns(found)
-        self._uids = sorted(found.uids, key=len, reverse=True)  # unique per instance: no regex
-        self._uid_residue = [u.lower() for u in found.uids if len(u) >= MIN_IDENTIFIER]
+    def __init__(self, identity: Identity, cache: PatternCache | None = None) -> None:
+        self._pattern = (cache or PatternCache(1)).pattern(identity)
+        self._uids = sorted((u for u in identity.uid if len(u) >= MIN_UID), key=len,
+                            reverse=True)  # unique per instance: plain text, no pattern
 
-    def clean(self, value: object) -> str | None:
-        """The cleaned text, or ``None`` when it cannot be cleaned safely (then it is removed)."""
+    def clean(self, value: object, generic: bool = True) -> str | None:
+        """The cleaned text, or ``None`` when it cannot be cleaned safely (then it is removed).
+
+        ``generic`` also removes what identifies whatever its source (dates in any written
+        form, telephone numbers, e-mail and street addresses): Clean Descriptors text; kept
+        text (labels, code meanings) loses the identity's values only.
+        """
         if not isinstance(value, str):
             return None
         text = value
         for uid in self._uids:
             if uid in text:
                 text = text.replace(uid, REDACTED)
-        if self._specific is not None:
-            text = self._specific.sub(REDACTED, text)
-        if _DIGIT_OR_AT.search(text):  # every generic pattern needs a digit or an "@"
+        if self._pattern is not None:
+            text = _redact(self._pattern, text)
+        if generic and _DIGIT_OR_AT.search(text):  # every generic pattern needs a digit or "@"
             text = _GENERIC_RE.sub(REDACTED, text)
             text = _PHONE.sub(_phone_or_keep, text)
-        lowered = text.lower()
-        if self._residue is not None and self._residue.search(lowered):
-            return None
-        if any(_contains_word(lowered, u) for u in self._uid_residue):
+        if self._pattern is not None and self._pattern.search(fold(text)):
             return None
         return text
 
-
-def _contains_word(text: str, needle: str) -> bool:
-    start = text.find(needle)
-    while start >= 0:
-        end = start + len(needle)
-        before = text[start - 1] if start else " "
-        after = text[end] if end < len(text) else " "
-        if not before.isalnum() and not after.isalnum():
+    def needs_cleaning(self, text: str) -> bool:
+        """Whether :meth:`clean` (without generic patterns) would change ``text``."""
+        if any(uid in text for uid in self._uids):
             return True
-        start = text.find(needle, start + 1)
-    return False
+        return self._pattern is not None and self._pattern.search(fold(text)) is not None
+
+
+def _redact(pattern: Pattern, text: str) -> str:
+    """``text`` with every span that ``pattern`` matches in its folded form replaced."""
+    folded, origin = fold_map(text)
+    spans = [m.span() for m in pattern.finditer(folded) if m.end() > m.start()]
+    if not spans:
+        return text
+    out: list[str] = []
+    last = 0
+    for start, end in spans:
+        first, stop = original_span(text, origin, start, end)
+        if first < last:  # (overlaps cannot come from one finditer; kept safe anyway)
+            first = last
+        out.append(text[last:first])
+        out.append(REDACTED)
+        last = stop
+    out.append(text[last:])
+    return "".join(out)
 
 
 def _phone_or_keep(m: re.Match[str]) -> str:
     return REDACTED if sum(c.isdigit() for c in m.group(0)) >= 7 else m.group(0)
-
-
-def _date_forms(dates: Iterable[str]) -> set[str]:
-    """A YYYYMMDD date written in the common ways a person would type it."""
-    out = set()
-    for d in dates:
-        y, m, dd = d[:4], d[4:6], d[6:8]
-        out.update({d, f"{y}-{m}-{dd}", f"{dd}/{m}/{y}", f"{m}/{dd}/{y}", f"{dd}.{m}.{y}"})
-        out.update({f"{int(dd)}/{int(m)}/{y}", f"{int(m)}/{int(dd)}/{y}"})
-    return out

@@ -9,11 +9,14 @@ retry (a transient failure: the job goes back to the queue). Stages never import
 from __future__ import annotations
 
 import enum
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from pydicom import Dataset
+
+from gateway.identity import Identity
 
 if TYPE_CHECKING:
     from gateway.config import Settings
@@ -59,9 +62,10 @@ _CONTINUE = Outcome(OutcomeKind.CONTINUE)
 class StageContext:
     """What a stage knows about the instance besides its dataset; lives for one run of one job.
 
-    ``identifiers`` collects identifying values of the *input* (names, IDs, dates, original
-    UIDs) as stages find them, so that the verify stage can check the output for each one.
-    It is held in memory only and never logged. ``notes`` passes facts between stages, for
+    ``identity`` collects identifying values of the *input* (names, IDs, dates, original UIDs)
+    as the de-identifier finds them; the verify stage searches the output for them as well as
+    for what it collects itself (:meth:`Stage.observe_input`). It is held in memory only and
+    never logged. ``notes`` passes facts between stages, for
     example ``notes["pixels_cleaned"] = True`` from the pixel stage to the de-identifier, which
     then records code 113101 (Clean Pixel Data Option).
     """
@@ -70,18 +74,37 @@ class StageContext:
     calling_ae: str = ""
     called_ae: str = ""
     source_path: Path | None = None
-    identifiers: set[str] = field(default_factory=set)
+    identity: Identity = field(default_factory=Identity)
     notes: dict[str, Any] = field(default_factory=dict)
     # "name@version" of each ruleset/model that touched the instance, recorded on the job.
     versions: list[str] = field(default_factory=list)
 
 
 class Stage(Protocol):
-    """One pipeline step."""
+    """One pipeline step.
+
+    A stage may also define ``observe_input(ds, ctx)``: it is called for every stage that has
+    it before the first stage runs, to read the input as it came (the verify stage collects the
+    input's identity there with its own code, before de-identification changes it).
+    """
 
     name: str
 
     def __call__(self, ds: Dataset, ctx: StageContext) -> Outcome: ...
+
+
+def observe_input(stages: Sequence[Stage], ds: Dataset, ctx: StageContext) -> tuple[Outcome, str]:
+    """Run the ``observe_input`` hooks; a failing one quarantines (its stage's name is given)."""
+    for stage in stages:
+        observe = getattr(stage, "observe_input", None)
+        if observe is None:
+            continue
+        try:
+            observe(ds, ctx)
+        except Exception as exc:
+            return Outcome.quarantine(f"{stage.name}: failed ({type(exc).__name__})",
+                                      "error"), stage.name
+    return _CONTINUE, ""
 
 
 @dataclass

@@ -24,7 +24,7 @@ from gateway.config import Settings
 from gateway.jobs.states import JobState
 from gateway.jobs.store import ClaimedJob, Finish, JobStore
 from gateway.observe.logs import get_logger
-from gateway.pipeline.stage import Outcome, OutcomeKind, Stage, StageContext
+from gateway.pipeline.stage import Outcome, OutcomeKind, Stage, StageContext, observe_input
 from gateway.spool import Spool
 
 # Hook for observability: (event name, labels, value) -> None. Never given patient values.
@@ -76,6 +76,10 @@ def run_stages(
 
     Each stage is timed and reported; an exception is reported by its class name only.
     """
+    outcome, observer = observe_input(stages, ds, ctx)
+    if outcome.kind is not OutcomeKind.CONTINUE:
+        report(observer, outcome, 0.0)
+        return Result(outcome, observer)
     for stage in stages:
         started = time.perf_counter()
         try:

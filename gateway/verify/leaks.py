@@ -1,4 +1,9 @@
-"""Finding identifying values of the input in the output (case-insensitive, whole words)."""
+"""Finding identifying values of the input in the output, in any written form.
+
+The output's text values are folded (:mod:`gateway.identity.fold`) and searched with the
+fragments of every written form of the identity's values (:mod:`gateway.identity.variants`);
+original UIDs are searched as plain text.
+"""
 
 from __future__ import annotations
 
@@ -8,17 +13,29 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from pydicom import Dataset
+from pydicom.datadict import dictionary_VR
 from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.multival import MultiValue
 from pydicom.tag import BaseTag
 
-# VRs whose values are text (PS3.5 6.2); UN is read as text too, as it may hide any of them.
-STRING_VRS = frozenset(
-    {"AE", "AS", "CS", "DA", "DS", "DT", "IS", "LO", "LT", "PN", "SH", "ST", "TM", "UC", "UI",
-     "UN", "UR", "UT"}
+from gateway.identity import OWN_VOCABULARY, Identity, fold, squash
+from gateway.identity.benign import (
+    BENIGN_TAGS,
+    CODE_MEANING,
+    CODE_VALUE,
+    CODING_SCHEME_DESIGNATOR,
+    LONG_CODE_VALUE,
+    URN_CODE_VALUE,
+    is_standard_meaning,
 )
-NUMERIC_TEXT_VRS = frozenset({"DS", "IS"})
-MIN_LENGTH = 3
+
+# VRs whose values are text (PS3.5 6.2); UN is read as text too, as it may hide any of them.
+# AS, DS, IS and TM are left out: their values are ages, numbers and times by definition.
+STRING_VRS = frozenset(
+    {"AE", "CS", "DA", "DT", "LO", "LT", "PN", "SH", "ST", "UC", "UI", "UN", "UR", "UT"}
+)
+MIN_UID = 3
+_WORDS = re.compile(r"[^\W_]+")
 
 
 @dataclass(frozen=True)
@@ -26,9 +43,6 @@ class Leak:
     """Where an identifying value was found: a tag path like ``(0040,A730)[0]>(0040,A160)``."""
 
     path: str
-
-
-_NUMERIC = re.compile(r"[0-9][0-9.]*[0-9]|[0-9]")  # UIDs, dates, numeric IDs
 
 
 K = TypeVar("K")
@@ -39,20 +53,22 @@ SEQUENCE_CACHE_BYTES = 8192  # undecoded sequences up to this size are remembere
 
 class VerifyCache:
     """What verify may reuse from one instance to the next: compiled patterns of recent
-    identifier sets (the instances of one study share names and IDs; the UIDs and dates of each
-    instance are not compiled, see :class:`Matcher`), and the text values found in recent small
-    undecoded sequences, by their bytes, encoding and character set (the marker sequences the
-    engine writes are the same bytes in every instance)."""
+    identities (the instances of one study share names and IDs; the UIDs of each instance are
+    not compiled, see :class:`Matcher`), and the text values found in recent small undecoded
+    sequences, by their bytes, encoding and character set (the marker sequences the engine
+    writes are the same bytes in every instance)."""
 
-    def __init__(self, size: int = 256) -> None:
+    def __init__(self, size: int = 256, ignore: frozenset[str] = OWN_VOCABULARY) -> None:
         self._size = size
-        self._patterns: dict[frozenset[str], re.Pattern[str] | None] = {}
+        self.ignore = ignore
+        self._patterns: dict[frozenset[tuple[str, str]], re.Pattern[str] | None] = {}
         self._sequences: dict[SequenceKey, list[tuple[str, list[str]]]] = {}
 
-    def pattern(self, values: frozenset[str]) -> re.Pattern[str] | None:
-        if values not in self._patterns:
-            _bounded_put(self._patterns, values, _compile(values), self._size)
-        return self._patterns[values]
+    def pattern(self, identity: Identity) -> re.Pattern[str] | None:
+        key = identity.key()
+        if key not in self._patterns:
+            _bounded_put(self._patterns, key, _compile(identity, self.ignore), self._size)
+        return self._patterns[key]
 
     def sequence(self, key: SequenceKey) -> list[tuple[str, list[str]]] | None:
         return self._sequences.get(key)
@@ -67,40 +83,42 @@ def _bounded_put(cache: dict[K, V], key: K, value: V, size: int) -> None:
     cache[key] = value
 
 
-def _compile(values: Iterable[str]) -> re.Pattern[str] | None:
-    ordered = sorted(values, key=len, reverse=True)
-    if not ordered:
-        return None
-    body = "|".join(re.escape(v) for v in ordered)
-    return re.compile(rf"(?<![0-9A-Za-z])(?:{body})(?![0-9A-Za-z])", re.IGNORECASE)
+def _compile(identity: Identity, ignore: frozenset[str]) -> re.Pattern[str] | None:
+    fragments = identity.fragments(ignore)
+    return re.compile("|".join(fragments)) if fragments else None
 
 
 class Matcher:
-    """Whether a text holds one of the identifiers as a whole word, ignoring case.
+    """Where a text holds one of the identity's values, in any written form (folded text).
 
-    Numeric identifiers (UIDs, dates) are looked for as plain substrings with the same
-    boundaries, since case does not apply to them; they differ with every instance, and
-    compiling them into the pattern would cost more than the whole search.
+    Original UIDs are looked for as plain substrings between characters that are not letters
+    or digits; they differ with every instance, and compiling them into the pattern would cost
+    more than the whole search.
     """
 
-    def __init__(self, identifiers: Iterable[str], cache: VerifyCache | None = None) -> None:
-        values = {v.strip() for v in identifiers if len(v.strip()) >= MIN_LENGTH}
-        self.numeric = sorted(v for v in values if _NUMERIC.fullmatch(v))
-        words = frozenset(values.difference(self.numeric))
-        self.pattern = cache.pattern(words) if cache is not None else _compile(words)
+    def __init__(self, identity: Identity, cache: VerifyCache | None = None) -> None:
+        self.uids = sorted(u for u in identity.uid if len(u) >= MIN_UID)
+        self.pattern = (cache.pattern(identity) if cache is not None
+                        else _compile(identity, OWN_VOCABULARY))
 
     def __bool__(self) -> bool:
-        return self.pattern is not None or bool(self.numeric)
+        return self.pattern is not None or bool(self.uids)
 
     def candidates(self, texts: Iterable[str]) -> list[str]:
-        """The numeric identifiers that occur anywhere in ``texts`` at all."""
+        """The UIDs that occur anywhere in ``texts`` at all."""
         joined = "\n".join(texts)
-        return [v for v in self.numeric if v in joined]
+        return [v for v in self.uids if v in joined]
 
-    def search(self, text: str, numeric: list[str]) -> bool:
-        if self.pattern is not None and self.pattern.search(text):
+    def hits(self, text: str, uids: list[str]) -> list[str]:
+        """What matched in ``text`` (folded), UIDs among ``uids`` included."""
+        found = [m.group(0) for m in self.pattern.finditer(fold(text))] if self.pattern else []
+        found.extend(u for u in uids if _bounded(text, u))
+        return found
+
+    def search(self, text: str, uids: list[str]) -> bool:
+        if self.pattern is not None and self.pattern.search(fold(text)):
             return True
-        return any(_bounded(text, v) for v in numeric)
+        return any(_bounded(text, v) for v in uids)
 
 
 def _bounded(text: str, value: str) -> bool:
@@ -192,16 +210,86 @@ def _sequence_key(elem: DataElement | RawDataElement | None, charset: str) -> Se
     return None
 
 
-def find_leaks(ds: Dataset, identifiers: Iterable[str], cache: VerifyCache | None = None
-               ) -> list[Leak]:
-    """Every place in ``ds`` (file meta included) where an identifying value occurs."""
-    matcher = Matcher(identifiers, cache)
+def find_leaks(ds: Dataset, identity: Identity, cache: VerifyCache | None = None,
+               benign: bool = True, kept_vrs: frozenset[str] = frozenset()) -> list[Leak]:
+    """Every place in ``ds`` (file meta included) where a value of ``identity`` occurs.
+
+    With ``benign`` (the verify stage's rule, :func:`benign_words`), a match is not counted when
+    the same text stands in a benign attribute of ``ds``: a kept attribute that identifies no one
+    (Manufacturer, Image Type and other coded strings, code values, standard code meanings). A
+    match of two or more words counts unless a benign attribute holds exactly that text, and
+    one that reads as a person's name (two name words) always counts. ``kept_vrs`` names VRs
+    whose values the profile keeps as they are (DA and DT when full dates are retained, UI when
+    UIDs are): their values are benign too.
+    """
+    matcher = Matcher(identity, cache)
     if not matcher:
         return []
     elements = list(_walk(ds, "", "", cache))
     meta = getattr(ds, "file_meta", None)
     if meta is not None:
         elements.extend(_walk(meta, "", "", cache))
-    numeric = matcher.candidates(t for _, texts in elements for t in texts)
-    return [Leak(path) for path, texts in elements
-            if any(matcher.search(t, numeric) for t in texts)]
+    uids = matcher.candidates(t for _, texts in elements for t in texts)
+    found = [(path, hits) for path, texts in elements
+             for hits in ([h for t in texts for h in matcher.hits(t, uids)],) if hits]
+    if not found or not benign:
+        return [Leak(path) for path, _ in found]
+    words, values = benign_words(elements, kept_vrs)
+    names = _name_pattern(identity, cache)
+    return [Leak(path) for path, hits in found
+            if any(not _excused(h, words, values, names) for h in hits)]
+
+
+def _excused(hit: str, words: frozenset[str], values: frozenset[str],
+             names: re.Pattern[str] | None) -> bool:
+    """A match that only repeats what a benign attribute of the same instance says."""
+    if len(_WORDS.findall(hit)) <= 1:
+        return squash(hit) in words
+    if names is not None and names.fullmatch(hit):
+        return False
+    return squash(hit) in values
+
+
+def _name_pattern(identity: Identity, cache: VerifyCache | None) -> re.Pattern[str] | None:
+    """The forms of the identity's names alone (which a benign attribute never excuses)."""
+    names = Identity(name=set(identity.name))
+    return cache.pattern(names) if cache is not None else _compile(names, OWN_VOCABULARY)
+
+
+def benign_words(elements: list[tuple[str, list[str]]], kept_vrs: frozenset[str] = frozenset()
+                 ) -> tuple[frozenset[str], frozenset[str]]:
+    """The squashed words and whole values of the benign elements among ``elements`` (path and
+    text values, as :func:`_walk` reads them, so nothing is decoded again): coded strings (CS),
+    the attributes of :data:`gateway.identity.benign.BENIGN_TAGS`, the VRs the profile keeps as
+    they came, and code meanings that are the standard's own for their code."""
+    texts = dict(elements)
+    words: set[str] = set()
+    values: set[str] = set()
+    for path, found in elements:
+        tag = int(path[-10:-6] + path[-5:-1], 16)
+        if tag == CODE_MEANING:
+            found = [t for t in found if _standard(texts, path, t)]
+        elif not (tag in BENIGN_TAGS or _dictionary_vr(tag) in kept_vrs | {"CS"}):
+            continue
+        for text in found:
+            for value in text.split("\\"):
+                values.add(squash(value))
+                words.update(squash(w) for w in _WORDS.findall(fold(value)))
+    return frozenset(words), frozenset(values)
+
+
+def _standard(texts: dict[str, list[str]], path: str, meaning: str) -> bool:
+    """The code meaning at ``path`` is the standard's own for the code beside it."""
+    def sibling(tag: int) -> str:
+        found = texts.get(f"{path[:-11]}({tag >> 16:04X},{tag & 0xFFFF:04X})")
+        return found[0].strip(" \0") if found else ""
+
+    code = sibling(CODE_VALUE) or sibling(LONG_CODE_VALUE) or sibling(URN_CODE_VALUE)
+    return is_standard_meaning(sibling(CODING_SCHEME_DESIGNATOR), code, meaning.strip(" \0"))
+
+
+def _dictionary_vr(tag: int) -> str:
+    try:
+        return str(dictionary_VR(tag))
+    except KeyError:
+        return ""

@@ -247,4 +247,4 @@ def test_unknown_sop_class_goes_through_the_same_rules() -> None:
     ds.SOPClassUID = "1.2.3.4.5.6.7"
     ctx = run(ds, compiled())
     assert ds.PatientName != "Doe^J" and "InstitutionAddress" not in ds
-    assert "Doe^J" in ctx.identifiers
+    assert "Doe^J" in set(ctx.identity.texts())

@@ -9,8 +9,9 @@ from deid_support import deidentify
 from pydicom import Dataset
 from pydicom.sequence import Sequence
 
-from gateway.deid.textclean import Identifiers, TextCleaner
+from gateway.deid.textclean import TextCleaner
 from gateway.deid.values import shift_da, shift_dt
+from gateway.identity import Identity
 from gateway.pseudonyms.interface import InMemoryPseudonymizer
 
 CT = "1.2.840.10008.5.1.4.1.1.2"
@@ -83,11 +84,11 @@ def test_intervals_survive_between_instances_of_one_patient() -> None:
 
 
 def _cleaner() -> TextCleaner:
-    found = Identifiers()
-    found.add_name("Zebulon^Quixote")
-    found.add_id("MRN-48213977")
-    found.add_id("17 Fernleaf Crescent^Wolverhampton")
-    found.add_date("19610423")
+    found = Identity()
+    found.add("name", "Zebulon^Quixote")
+    found.add("id", "MRN-48213977")
+    found.add("address", "17 Fernleaf Crescent^Wolverhampton")
+    found.add("date", "19610423")
     return TextCleaner(found)
 
 

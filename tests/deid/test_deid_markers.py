@@ -48,7 +48,7 @@ def test_file_meta_replaced() -> None:
     assert meta.ImplementationVersionName.startswith("DEIDGW_")
     assert "SourceApplicationEntityTitle" not in meta
     assert to_bytes(ds)[:128] == bytes(128)
-    assert original in ctx.identifiers
+    assert original in set(ctx.identity.texts())
     assert ctx.versions and ctx.versions[0].startswith("ps3.15-2024b+research@")
 
 

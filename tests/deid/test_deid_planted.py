@@ -33,8 +33,8 @@ def test_verify_finds_nothing_after_research(make: object) -> None:
     """The verify stage finds none of the collected identifiers in a research output."""
     ds = make()  # type: ignore[operator]
     ctx = deidentify(ds, "research")
-    assert PLANTED["patient_id"] in ctx.identifiers
-    assert find_leaks(ds, ctx.identifiers) == []
+    assert PLANTED["patient_id"] in ctx.identity.id
+    assert find_leaks(ds, ctx.identity) == []
 
 
 def test_kept_descriptors_are_cleaned_not_dropped() -> None:

@@ -11,6 +11,7 @@ from pydicom import Dataset
 from gateway.config import FilterSettings, Settings, parse_settings
 from gateway.filters.rules import FilterConfigError, load_rules
 from gateway.filters.stage import FilterStage
+from gateway.identity import Identity
 from gateway.pipeline.compose import build_pipeline
 from gateway.pipeline.stage import OutcomeKind, StageContext, StageServices
 from gateway.pseudonyms.interface import InMemoryPseudonymizer
@@ -92,10 +93,11 @@ def test_verify_quarantines_with_path_never_value() -> None:
 def test_verify_matches_whole_words_only() -> None:
     """An identifier inside a longer word is not a leak ("Lee" in "Fleet")."""
     ds = Dataset()
+    lee = Identity(name={"Lee^Ann"})
     ds.StudyDescription = "Fleet scan"
-    assert find_leaks(ds, {"Lee"}) == []
+    assert find_leaks(ds, lee) == []
     ds.StudyDescription = "scan of lee"
-    assert [leak.path for leak in find_leaks(ds, {"Lee"})] == ["(0008,1030)"]
+    assert [leak.path for leak in find_leaks(ds, lee)] == ["(0008,1030)"]
 
 
 def test_pipeline_runs_filter_deidentify_verify() -> None:
