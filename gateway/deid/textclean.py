@@ -60,8 +60,7 @@ class PatternCache:
         key = identity.key()
         if key in self._patterns:
             return self._patterns[key]
-        fragments = identity.fragments(self.ignore)
-        compiled = re.compile("|".join(fragments)) if fragments else None
+        compiled = identity.pattern(self.ignore)
         if len(self._patterns) >= self._size:
             self._patterns.pop(next(iter(self._patterns)))
         self._patterns[key] = compiled

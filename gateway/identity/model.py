@@ -13,9 +13,11 @@ an input that carries one (an already de-identified file) would otherwise match 
 
 from __future__ import annotations
 
+import re
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from gateway.identity import variants
 from gateway.identity.fold import squash
@@ -70,16 +72,19 @@ class Identity:
     def __bool__(self) -> bool:
         return any(getattr(self, k) for k in (*KINDS, "uid"))
 
-    def fragments(self, ignore: frozenset[str] = OWN_VOCABULARY) -> list[str]:
-        """Every fragment of every value but those ``ignore`` holds (squashed), longest first."""
-        found: set[str] = set()
+    def fragments(self, ignore: frozenset[str] = OWN_VOCABULARY) -> set[variants.Fragment]:
+        """Every fragment of every value but those ``ignore`` holds (squashed)."""
+        found: set[variants.Fragment] = set()
         for kind in KINDS:
             values = [v for v in getattr(self, kind) if squash(v) not in ignore]
-            for fragment in variants.fragments(kind, values):
-                found.add(fragment)
+            found.update(variants.fragments(kind, values))
         if ignore:
             found.difference_update(_ignored_words(ignore))
-        return sorted(found, key=lambda f: (-len(f), f))
+        return found
+
+    def pattern(self, ignore: frozenset[str] = OWN_VOCABULARY) -> re.Pattern[str] | None:
+        """Every written form of every value (not UIDs), as one pattern over folded text."""
+        return variants.compile_fragments(self.fragments(ignore))
 
     def texts(self) -> Iterator[str]:
         """Every value, for tests and for tools that need the values themselves."""
@@ -87,7 +92,8 @@ class Identity:
             yield from getattr(self, kind)
 
 
-def _ignored_words(ignore: frozenset[str]) -> set[str]:
+@lru_cache(maxsize=16)
+def _ignored_words(ignore: frozenset[str]) -> set[variants.Fragment]:
     """The single-word fragments that a word of ``ignore`` would give."""
     return {f for word in ignore for f in variants.name_fragments(word)}
 

@@ -16,20 +16,28 @@ Real hospital data writes a value in many ways. For each kind the fragments here
   with or without zero padding, with four- or two-digit years, and with the month written as a
   word in English, German, French, Spanish, Italian, Dutch or Portuguese ("4 March 2021",
   "March 4, 2021", "04-MAR-2021", "4. März 2021"), and month + year.
-* **phones**: the digits with any separators, and the last ten and seven digits alone.
+* **phones**: the digits with any separators, and the last ten and seven digits alone (with or
+  without a trunk prefix 0).
 * **phrases** (institutions, address parts, other identifying text): the words in order with any
   separators between them.
 
 Fragments carry their own boundaries: words are not matched inside longer words, numbers not
 inside longer numbers, and text in scripts written without spaces (CJK) is matched anywhere.
-Both the cleaner and the verify stage compile these fragments, each with its own code around them.
+Each fragment starts with one literal character and the boundary before it is checked just after
+it, so that :func:`compile_fragments` can group the fragments by their first character: the
+regular-expression engine then skips every position whose character starts no fragment, which
+makes a search about a hundred times faster than an alternation of fragments that each start
+with a look-behind. Both the cleaner and the verify stage compile these fragments, each with its
+own code around them.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import re
+from collections import defaultdict
 from collections.abc import Iterable, Iterator
+from typing import NamedTuple
 
 from gateway.identity.fold import fold
 
@@ -47,13 +55,14 @@ PARTICLES = frozenset({
     "mac", "af", "av", "und", "and",
 })
 
-WORD_L, WORD_R = r"(?<![^\W_])", r"(?![^\W_])"
-DIGIT_L, DIGIT_R = r"(?<!\d)", r"(?!\d)"
+WORD_R, DIGIT_R = r"(?![^\W_])", r"(?!\d)"
+# The boundary before a fragment, checked after its first character (a look-behind of two).
+WORD_AFTER_FIRST, DIGIT_AFTER_FIRST = r"(?<![^\W_].)", r"(?<!\d.)"
 SEP = r"[\W_]+"  # one or more separators
 OPT_SEP = r"[\W_]?"  # at most one separator (between the characters of an ID)
+_TRIM = re.compile(r"^[\W_]+|[\W_]+$")
 _WORDS = re.compile(r"[^\W_]+")
-_PIECES = re.compile(r"[-'.\u2019]")
-_PN_GROUPS = re.compile(r"=")
+_PIECES = re.compile(r"[-'.]")
 _DIGITS = re.compile(r"\d+")
 # Scripts written without spaces between words: Han, kana, Hangul.
 _UNSPACED = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff]")
@@ -77,19 +86,56 @@ _MONTHS: tuple[tuple[str, ...], ...] = (
 )
 
 
-def _bounded(body: str) -> str:
-    """``body`` not inside a longer word, unless it is written in a script without spaces."""
-    if _UNSPACED.search(body):
-        return body
-    left = DIGIT_L if body[:1].isdigit() else WORD_L
-    right = DIGIT_R if body[-1:].isdigit() else WORD_R
-    return f"{left}{body}{right}"
+class Fragment(NamedTuple):
+    """One written form: its first character (a literal) and a pattern for the rest."""
+
+    first: str
+    rest: str
 
 
-def _word(word: str) -> str:
-    """One folded word, its hyphens and apostrophes optional ("o'neill" ~ "oneill", "o neill")."""
+def _left(first: str) -> str:
+    """The boundary before a fragment that starts with ``first``, written to follow it."""
+    if _UNSPACED.match(first):
+        return ""
+    return DIGIT_AFTER_FIRST if first.isdigit() else WORD_AFTER_FIRST
+
+
+def _right(last: str) -> str:
+    if _UNSPACED.match(last):
+        return ""
+    return DIGIT_R if last.isdigit() else WORD_R
+
+
+def _literal(text: str, middle: str = "", last: str = "") -> Fragment:
+    """A fragment that starts with the first character of ``text``; ``middle`` (a pattern)
+    follows the rest of ``text`` when given, and ``last`` is the last character it can match."""
+    body = re.escape(text[1:]) + middle
+    return Fragment(text[0], _left(text[0]) + body + _right(last or text[-1]))
+
+
+def _word(word: str) -> tuple[str, str]:
+    """A folded word as (its first character, a pattern for the rest), its hyphens and
+    apostrophes optional ("o'neill" ~ "oneill", "o neill")."""
     pieces = [p for p in _PIECES.split(word) if p]
-    return OPT_SEP.join(re.escape(p) for p in pieces)
+    pattern = OPT_SEP.join(re.escape(p) for p in pieces)
+    return pieces[0][0], pattern[len(re.escape(pieces[0][0])):]
+
+
+def _words(words: list[str], sep: str = SEP) -> tuple[str, str]:
+    first, rest = _word(words[0])
+    return first, rest + "".join(sep + _pattern(w) for w in words[1:])
+
+
+def _pattern(word: str) -> str:
+    first, rest = _word(word)
+    return re.escape(first) + rest
+
+
+def _joined(parts: list[tuple[str, str]], sep: str, last: str) -> Fragment:
+    """Fragments' parts (first character, rest) one after the other with ``sep`` between."""
+    first, rest = parts[0]
+    body = rest + "".join(sep + re.escape(f) + r for f, r in parts[1:])
+    return Fragment(first, _left(first) + body + _right(last))
 
 
 def _long_enough(word: str) -> bool:
@@ -98,101 +144,123 @@ def _long_enough(word: str) -> bool:
     return sum(c.isalnum() for c in word) >= MIN_TOKEN and word not in PARTICLES
 
 
+def _clean_words(text: str) -> list[str]:
+    return [w for w in (_TRIM.sub("", w) for w in fold(text).split()) if w]
+
+
 def name_words(value: str) -> list[tuple[list[str], list[str]]]:
     """Per component group of a PN value: its folded family words and its given + middle words
     (prefix and suffix components are left out)."""
     out = []
-    for group in _PN_GROUPS.split(value):
+    for group in value.split("="):
         parts = group.split("^")
         if len(parts) == 1 and "," in parts[0]:  # "Garcia, Zoe": family, given
             parts = parts[0].split(",", 1)
-        elif len(parts) == 1:  # one component: in PS3.5 the family name, often "GIVEN FAMILY"
-            words = fold(parts[0]).split()
+        elif len(parts) == 1:  # one component: the family name in PS3.5, often "GIVEN FAMILY"
+            words = parts[0].split()
             if len(words) > 1:
                 parts = [words[-1], " ".join(words[:-1])]
-        family = fold(parts[0]).split()
-        others = [w for p in parts[1:3] for w in fold(p).split()]
-        family = [w.strip(".,") for w in family if w.strip(".,")]
-        others = [w.strip(".,") for w in others if w.strip(".,")]
+        family = _clean_words(parts[0])
+        others = [w for p in parts[1:3] for w in _clean_words(p)]
         if family or others:
             out.append((family, others))
     return out
 
 
-def name_fragments(value: str) -> Iterator[str]:
+def name_fragments(value: str) -> Iterator[Fragment]:
     """The forms of one PN value: words alone, the name in any order, initials with family."""
     for family, others in name_words(value):
         for word in family + others:
             pieces = [p for p in _PIECES.split(word) if p]
             for piece in pieces if len(pieces) > 1 else []:
                 if _long_enough(piece):
-                    yield _bounded(re.escape(piece))
+                    yield _literal(piece)
             if _long_enough(word) or (len(pieces) > 1 and _long_enough("".join(pieces))):
-                yield _bounded(_word(word))
+                yield _joined([_word(word)], "", word[-1])
         yield from _combinations(family, others)
 
 
-def _combinations(family: list[str], others: list[str]) -> Iterator[str]:
+def _combinations(family: list[str], others: list[str]) -> Iterator[Fragment]:
     if not family:
         return
-    fam = SEP.join(_word(w) for w in family)
+    fam = _words(family)
     if not others:
         if len(family) > 1:
-            yield _bounded(fam)
+            yield _joined([fam], "", family[-1][-1])
         return
-    given = SEP.join(_word(w) for w in others)
-    yield _bounded(f"{fam}{SEP}{given}")
-    yield _bounded(f"{given}{SEP}{fam}")
-    initials = [re.escape(w[0]) for w in others if w[0].isalnum()]
+    given = _words(others)
+    yield _joined([fam, given], SEP, others[-1][-1])
+    yield _joined([given, fam], SEP, family[-1][-1])
+    initials = [(w[0], "") for w in others if w[0].isalnum()]
+    initial_forms = [[i] for i in initials]
     if len(initials) > 1:
-        initials.append(r"\.?[\W_]*".join(initials))
+        initial_forms.append(initials)
     parts = [p for w in family for p in w.split("-") if p and p not in PARTICLES]
-    targets = [fam] + [_word(p) for p in parts if len(parts) > 1]
-    for target in targets:
+    targets = [(fam, family[-1][-1])] + [(_word(p), p[-1]) for p in parts if len(parts) > 1]
+    for target, target_last in targets:
         for g in others:
-            yield _bounded(f"{target}{SEP}{_word(g)}")
-            yield _bounded(f"{_word(g)}{SEP}{target}")
-        for i in initials:
-            yield _bounded(rf"{i}\.?[\W_]*{target}")
-            yield _bounded(rf"{target}{SEP}{i}\.?")
+            yield _joined([target, _word(g)], SEP, g[-1])
+            yield _joined([_word(g), target], SEP, target_last)
+        for form in initial_forms:
+            yield _joined([*form, target], r"\.?[\W_]*", target_last)
+            yield _initial_after(target, form)
 
 
-def id_fragments(value: str) -> Iterator[str]:
+def _initial_after(target: tuple[str, str], form: list[tuple[str, str]]) -> Fragment:
+    """"GARCIA Z." / "GARCIA ZM": the family name, then the initials, each with an optional dot."""
+    first, rest = target
+    body = rest + SEP + r"\.?[\W_]*".join(re.escape(i) for i, _ in form) + r"\.?" + WORD_R
+    return Fragment(first, _left(first) + body)
+
+
+def id_fragments(value: str) -> Iterator[Fragment]:
     """An ID with or without leading zeros and separators; long digit runs inside it alone."""
     core = "".join(c for c in fold(value) if c.isalnum())
     if len(core) < MIN_ID:
         return
-    yield _bounded(_spaced(core))
+    yield from _spaced(core)
     for run in _DIGITS.findall(core):
         if len(run.lstrip("0")) >= MIN_ID_DIGIT_RUN and run != core:
-            yield _bounded(_spaced(run))
+            yield from _spaced(run)
 
 
-def _spaced(core: str) -> str:
+def _spaced(core: str) -> Iterator[Fragment]:
     """The characters of ``core`` with one optional separator between each two; leading zeros
     optional while what is left is still an ID (``MIN_ID`` characters)."""
     stripped = core.lstrip("0")
     if len(stripped) < MIN_ID:
         stripped = core
-    body = OPT_SEP.join(re.escape(c) for c in stripped)
-    return f"(?:0+{OPT_SEP})?{body}" if stripped != core else body
+    body = OPT_SEP + OPT_SEP.join(re.escape(c) for c in stripped[1:])
+    yield Fragment(stripped[0], _left(stripped[0]) + body[len(OPT_SEP):] + _right(core[-1]))
+    if stripped != core:  # with any number of leading zeros and a separator after them
+        rest = rf"0*{OPT_SEP}{re.escape(stripped[0])}{body}"
+        yield Fragment("0", DIGIT_AFTER_FIRST + rest + _right(core[-1]))
 
 
-def phone_fragments(value: str) -> Iterator[str]:
-    """A telephone number's digits with any separators; its last ten and seven digits too."""
+_PHONE_SEP = r"[\s().\-/]*"
+
+
+def phone_fragments(value: str) -> Iterator[Fragment]:
+    """A telephone number's digits with any separators; its last ten and seven digits too, with
+    or without a trunk prefix 0 ("+44 (0)1632 960123" ~ "01632 960123") or a "+"."""
     digits = "".join(c for c in value if c.isdigit())
     if len(digits) < MIN_PHONE:
         return
-    for tail in {digits, digits[-10:], digits[-7:]}:
-        yield rf"(?:\+\s*)?{DIGIT_L}" + r"[\s().\-/]*".join(tail) + DIGIT_R
+    for tail in sorted({digits, digits[-10:], digits[-7:]}):
+        body = _PHONE_SEP.join(tail)
+        yield Fragment(tail[0], DIGIT_AFTER_FIRST + body[1:] + DIGIT_R)
+        yield Fragment("0", DIGIT_AFTER_FIRST + _PHONE_SEP + body + DIGIT_R)
+        yield Fragment("+", rf"\s*(?:0{_PHONE_SEP})?" + body + DIGIT_R)
 
 
-def phrase_fragments(value: str) -> Iterator[str]:
+def phrase_fragments(value: str) -> Iterator[Fragment]:
     """The words of a phrase in order with any separators between them."""
     words = _WORDS.findall(fold(value))
     if sum(len(w) for w in words) < MIN_PHRASE:
         return
-    yield _bounded(r"[\W_]*".join(re.escape(w) for w in words))
+    text = words[0]
+    middle = "".join(r"[\W_]*" + re.escape(w) for w in words[1:])
+    yield _literal(text, middle, words[-1][-1])
 
 
 def address_parts(value: str) -> list[str]:
@@ -200,11 +268,17 @@ def address_parts(value: str) -> list[str]:
     return [p.strip() for p in re.split(r"[\^,;\n\r]+", value) if p.strip()]
 
 
-def _num(n: int) -> str:
-    return f"0?{n}" if n < 10 else str(n)
+_DATE_SEP = r"(?:\s*[-/.]\s*|\s+)"
+_ORDINAL = r"(?:st|nd|rd|th|er|o|º|\.)?"
+_GAP = r"[\s\-/.,]*(?:de\s+)?"
 
 
-def date_fragments(value: str) -> Iterator[str]:
+def _number(n: int) -> list[str]:
+    """A day or month as written: with and without its zero (each a literal to start with)."""
+    return [f"{n:02d}", str(n)] if n < 10 else [str(n)]
+
+
+def date_fragments(value: str) -> Iterator[Fragment]:
     """The written forms of a YYYYMMDD date."""
     try:
         day = dt.date(int(value[:4]), int(value[4:6]), int(value[6:8]))
@@ -212,31 +286,44 @@ def date_fragments(value: str) -> Iterator[str]:
         return
     y4, y2 = f"{day.year:04d}", f"{day.year % 100:02d}"
     mm, dd = f"{day.month:02d}", f"{day.day:02d}"
-    m, d = _num(day.month), _num(day.day)
+    m = f"0?{day.month}" if day.month < 10 else mm
+    d = f"0?{day.day}" if day.day < 10 else dd
     year = f"(?:{y4}|{y2})"
-    sep = r"\s*[-/.]\s*|\s+"
-    sep = f"(?:{sep})"
-    yield _bounded(f"{y4}{mm}{dd}")
-    yield _bounded(f"{dd}{mm}{y4}")
-    yield _bounded(f"{y4}{sep}{m}{sep}{d}")
-    yield _bounded(f"{d}{sep}{m}{sep}{year}")
+    month = "(?:" + "|".join(_MONTHS[day.month - 1]) + r")\.?"
+    yield _literal(y4 + mm + dd)
+    yield _literal(dd + mm + y4)
+    yield _literal(y4, f"{_DATE_SEP}{m}{_DATE_SEP}{d}", "0")
+    for day_text in _number(day.day):
+        yield _literal(day_text, f"{_DATE_SEP}{m}{_DATE_SEP}{year}", "0")
+        yield _literal(day_text, f"{_ORDINAL}{_GAP}{month}{_GAP}{year}", "0")
     if day.day != day.month:
-        yield _bounded(f"{m}{sep}{d}{sep}{year}")
-    names = "|".join(_MONTHS[day.month - 1])
-    month = rf"(?:{names})\.?"
-    ordinal = r"(?:st|nd|rd|th|er|o|º|\.)?"
-    gap = r"[\s\-/.,]*(?:de\s+)?"
-    yield rf"{DIGIT_L}{d}{ordinal}{gap}{month}{gap}{year}{DIGIT_R}"
-    yield rf"{WORD_L}{month}{gap}{d}{ordinal},?{gap}{year}{DIGIT_R}"
-    yield rf"{DIGIT_L}{y4}{gap}{month}{gap}{d}{DIGIT_R}"
-    yield rf"{WORD_L}{month}{gap}{y4}{DIGIT_R}"
+        for month_text in _number(day.month):
+            yield _literal(month_text, f"{_DATE_SEP}{d}{_DATE_SEP}{year}", "0")
+    for name in _MONTHS[day.month - 1]:
+        yield _literal(name, rf"\.?{_GAP}{d}{_ORDINAL},?{_GAP}{year}", "0")
+        yield _literal(name, rf"\.?{_GAP}{y4}", "0")
+    yield _literal(y4, f"{_GAP}{month}{_GAP}{d}", "0")
 
 
-def fragments(kind: str, values: Iterable[str]) -> Iterator[str]:
+def fragments(kind: str, values: Iterable[str]) -> Iterator[Fragment]:
     """The fragments of every value of one kind ("name", "id", "phone", "phrase", "date")."""
     make = _MAKERS[kind]
     for value in values:
         yield from make(value)
+
+
+def compile_fragments(found: Iterable[Fragment]) -> re.Pattern[str] | None:
+    """One pattern of every fragment, grouped by first character (longest rest first)."""
+    groups: dict[str, set[str]] = defaultdict(set)
+    for fragment in found:
+        groups[fragment.first].add(fragment.rest)
+    if not groups:
+        return None
+    branches = []
+    for first in sorted(groups):
+        rests = sorted(groups[first], key=lambda r: (-len(r), r))
+        branches.append(re.escape(first) + "(?:" + "|".join(rests) + ")")
+    return re.compile("|".join(branches))
 
 
 _MAKERS = {

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import TypeVar
 
 from pydicom import Dataset
@@ -28,6 +29,7 @@ from gateway.identity.benign import (
     URN_CODE_VALUE,
     is_standard_meaning,
 )
+from gateway.identity.variants import compile_fragments
 
 # VRs whose values are text (PS3.5 6.2); UN is read as text too, as it may hide any of them.
 # AS, DS, IS and TM are left out: their values are ages, numbers and times by definition.
@@ -84,8 +86,7 @@ def _bounded_put(cache: dict[K, V], key: K, value: V, size: int) -> None:
 
 
 def _compile(identity: Identity, ignore: frozenset[str]) -> re.Pattern[str] | None:
-    fragments = identity.fragments(ignore)
-    return re.compile("|".join(fragments)) if fragments else None
+    return compile_fragments(identity.fragments(ignore))
 
 
 class Matcher:
@@ -109,9 +110,11 @@ class Matcher:
         joined = "\n".join(texts)
         return [v for v in self.uids if v in joined]
 
-    def hits(self, text: str, uids: list[str]) -> list[str]:
-        """What matched in ``text`` (folded), UIDs among ``uids`` included."""
-        found = [m.group(0) for m in self.pattern.finditer(fold(text))] if self.pattern else []
+    def hits(self, text: str, uids: list[str], uid_value: bool = False) -> list[str]:
+        """What matched in ``text`` (folded), UIDs among ``uids`` included; a ``uid_value``
+        (the value of a UI element: digits and dots) is only searched for UIDs."""
+        found = ([m.group(0) for m in self.pattern.finditer(fold(text))]
+                 if self.pattern is not None and not uid_value else [])
         found.extend(u for u in uids if _bounded(text, u))
         return found
 
@@ -230,8 +233,12 @@ def find_leaks(ds: Dataset, identity: Identity, cache: VerifyCache | None = None
     if meta is not None:
         elements.extend(_walk(meta, "", "", cache))
     uids = matcher.candidates(t for _, texts in elements for t in texts)
-    found = [(path, hits) for path, texts in elements
-             for hits in ([h for t in texts for h in matcher.hits(t, uids)],) if hits]
+    found = []
+    for path, texts in elements:
+        uid_value = _dictionary_vr(_tag_of(path)) == "UI"
+        hits = [h for t in texts for h in matcher.hits(t, uids, uid_value)]
+        if hits:
+            found.append((path, hits))
     if not found or not benign:
         return [Leak(path) for path, _ in found]
     words, values = benign_words(elements, kept_vrs)
@@ -266,7 +273,7 @@ def benign_words(elements: list[tuple[str, list[str]]], kept_vrs: frozenset[str]
     words: set[str] = set()
     values: set[str] = set()
     for path, found in elements:
-        tag = int(path[-10:-6] + path[-5:-1], 16)
+        tag = _tag_of(path)
         if tag == CODE_MEANING:
             found = [t for t in found if _standard(texts, path, t)]
         elif not (tag in BENIGN_TAGS or _dictionary_vr(tag) in kept_vrs | {"CS"}):
@@ -288,6 +295,12 @@ def _standard(texts: dict[str, list[str]], path: str, meaning: str) -> bool:
     return is_standard_meaning(sibling(CODING_SCHEME_DESIGNATOR), code, meaning.strip(" \0"))
 
 
+def _tag_of(path: str) -> int:
+    """The tag of the element at ``path`` (its last ``(gggg,eeee)``)."""
+    return int(path[-10:-6] + path[-5:-1], 16)
+
+
+@lru_cache(maxsize=4096)
 def _dictionary_vr(tag: int) -> str:
     try:
         return str(dictionary_VR(tag))
