@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from pydicom import Dataset
+from pydicom.charset import decode_bytes, encode_string
 from pydicom.dataelem import DataElement, RawDataElement, convert_raw_data_element
 from pydicom.tag import BaseTag
 
@@ -384,20 +385,21 @@ def _detached(ds: Dataset, tag: BaseTag) -> DataElement:
 
 
 def _clean_unknown(cleaner: TextCleaner, ds: Dataset, tag: BaseTag) -> None:
-    """A kept element of unknown VR (UN) is read as text (Latin-1, as verify reads it) and
+    """A kept element of unknown VR (UN) is read as text in the instance's character set and
     cleaned; a value that is not text is kept as it is, and one that cannot be cleaned is
-    removed."""
+    removed. (Verify reads it that way and as Latin-1.)"""
     data = ds[tag].value
     if not isinstance(data, bytes):
         return
-    text = data.decode("latin-1")
+    encodings = ds._character_set
+    text = decode_bytes(data, encodings, set())
     if not cleaner.needs_cleaning(text):
         return
     cleaned = cleaner.clean(text, generic=False)
     if cleaned is None:
         del ds[tag]
         return
-    encoded = cleaned.encode("latin-1", errors="replace")
+    encoded = encode_string(cleaned, encodings)
     ds[tag].value = encoded + b" " * (len(encoded) % 2)
 
 

@@ -31,8 +31,6 @@ BENIGN_KEYWORDS = frozenset({
     "ContextIdentifier", "ContextUID", "ContextGroupVersion",
     # Equipment (General Equipment Module).
     "Manufacturer", "ManufacturerModelName", "SoftwareVersions",
-    # What this gateway writes about itself (PS3.3 C.12.1).
-    "DeidentificationMethod",
 })
 BENIGN_TAGS: frozenset[int] = frozenset(
     t for t in (tag_for_keyword(k) for k in BENIGN_KEYWORDS) if t is not None

@@ -23,11 +23,10 @@ from gateway.identity import variants
 from gateway.identity.fold import squash
 
 KINDS = ("name", "id", "phone", "phrase", "date")
-# What the gateway writes in place of values (gateway.deid.values, the pseudonym prefix).
-OWN_VOCABULARY = frozenset({
-    "anonymous", "anonymized", "anonymised", "anon", "19000101", "19000101000000", "000000",
-    "0000y",
-})
+# What the gateway writes in place of values (gateway.deid.values, the pseudonym prefix): the
+# words, and the dummy dates (a date only; an ID that reads 19000101 is still an ID).
+OWN_VOCABULARY = frozenset({"anonymous", "anonymized", "anonymised", "anon"})
+OWN_DATES = frozenset({"19000101"})
 MAX_PER_KIND = 256  # values of one kind remembered for one study or patient
 
 
@@ -76,7 +75,9 @@ class Identity:
         """Every fragment of every value but those ``ignore`` holds (squashed)."""
         found: set[variants.Fragment] = set()
         for kind in KINDS:
-            values = [v for v in getattr(self, kind) if squash(v) not in ignore]
+            skip = OWN_DATES if kind == "date" else ignore
+            values = [v for v in getattr(self, kind) if squash(v)[:8] not in skip
+                      and squash(v) not in skip]
             found.update(variants.fragments(kind, values))
         if ignore:
             found.difference_update(_ignored_words(ignore))

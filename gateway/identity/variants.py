@@ -225,14 +225,15 @@ def id_fragments(value: str) -> Iterator[Fragment]:
 
 
 def _spaced(core: str) -> Iterator[Fragment]:
-    """The characters of ``core`` with one optional separator between each two; leading zeros
-    optional while what is left is still an ID (``MIN_ID`` characters)."""
+    """The characters of ``core`` with one optional separator between each two, after any
+    number of zeros (written or not, whatever the stored ID has), as long as what is left
+    without its zeros is still an ID (``MIN_ID`` characters)."""
     stripped = core.lstrip("0")
     if len(stripped) < MIN_ID:
         stripped = core
     body = OPT_SEP + OPT_SEP.join(re.escape(c) for c in stripped[1:])
     yield Fragment(stripped[0], _left(stripped[0]) + body[len(OPT_SEP):] + _right(core[-1]))
-    if stripped != core:  # with any number of leading zeros and a separator after them
+    if stripped[0].isdigit():  # with any number of leading zeros and a separator after them
         rest = rf"0*{OPT_SEP}{re.escape(stripped[0])}{body}"
         yield Fragment("0", DIGIT_AFTER_FIRST + rest + _right(core[-1]))
 

@@ -14,12 +14,13 @@ from functools import lru_cache
 from typing import TypeVar
 
 from pydicom import Dataset
+from pydicom.charset import decode_bytes
 from pydicom.datadict import dictionary_VR
 from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.multival import MultiValue
 from pydicom.tag import BaseTag
 
-from gateway.identity import OWN_VOCABULARY, Identity, fold, squash
+from gateway.identity import OWN_VOCABULARY, Identity, fold
 from gateway.identity.benign import (
     BENIGN_TAGS,
     CODE_MEANING,
@@ -139,18 +140,38 @@ def _alnum(ch: str) -> bool:
     return ch.isascii() and ch.isalnum()
 
 
-def _texts(elem: DataElement) -> Iterator[str]:
+def _texts(elem: DataElement, encodings: list[str] | None = None) -> Iterator[str]:
+    """The text values of a decoded element; bytes (UN) are read as Latin-1 and, when the
+    instance has another character set, in that one too (either reading may show a name)."""
     value = elem.value
     if value is None:
         return
     if isinstance(value, bytes):
-        yield value.decode("latin-1")
+        yield from _byte_texts(value, encodings)
         return
     if isinstance(value, MultiValue | list | tuple):
         for v in value:
-            yield v.decode("latin-1") if isinstance(v, bytes) else str(v)
+            if isinstance(v, bytes):
+                yield from _byte_texts(v, encodings)
+            else:
+                yield str(v)
         return
     yield str(value)  # str, PersonName, UID, numbers
+
+
+def _encodings(ds: Dataset) -> list[str]:
+    """The Python encodings of the character set in force in ``ds`` (inherited by items)."""
+    found = ds._character_set
+    return [found] if isinstance(found, str) else list(found)
+
+
+def _byte_texts(value: bytes, encodings: list[str] | None) -> Iterator[str]:
+    latin = value.decode("latin-1")
+    yield latin
+    if encodings and not value.isascii():
+        other = decode_bytes(value, encodings, set())
+        if other != latin:
+            yield other
 
 
 def _raw_text(elem: DataElement | RawDataElement | None) -> str | None:
@@ -203,7 +224,7 @@ def _element(ds: Dataset, tag: BaseTag, charset: str, cache: VerifyCache | None
         for i, item in enumerate(elem.value or ()):
             yield from _walk(item, f"[{i}]>", charset, cache)
     elif elem.VR in STRING_VRS:
-        yield "", list(_texts(elem))
+        yield "", list(_texts(elem, _encodings(ds) if elem.VR == "UN" else None))
 
 
 def _sequence_key(elem: DataElement | RawDataElement | None, charset: str) -> SequenceKey | None:
@@ -217,13 +238,13 @@ def find_leaks(ds: Dataset, identity: Identity, cache: VerifyCache | None = None
                benign: bool = True, kept_vrs: frozenset[str] = frozenset()) -> list[Leak]:
     """Every place in ``ds`` (file meta included) where a value of ``identity`` occurs.
 
-    With ``benign`` (the verify stage's rule, :func:`benign_words`), a match is not counted when
-    the same text stands in a benign attribute of ``ds``: a kept attribute that identifies no one
-    (Manufacturer, Image Type and other coded strings, code values, standard code meanings). A
-    match of two or more words counts unless a benign attribute holds exactly that text, and
-    one that reads as a person's name (two name words) always counts. ``kept_vrs`` names VRs
-    whose values the profile keeps as they are (DA and DT when full dates are retained, UI when
-    UIDs are): their values are benign too.
+    With ``benign`` (the verify stage's rule), a match inside a benign element is not counted
+    when it is one word, or a phrase of several that is not the form of a name, ID, date or
+    telephone number (:func:`_excused`), and no match in a code meaning that is the standard's
+    own for its code is counted. Benign elements are those a profile keeps and that identify no
+    one (:func:`benign_kind`): Manufacturer, Image Type and every other coded string, code
+    values, and values of the VRs ``kept_vrs`` that the profile keeps as they came (DA and DT
+    when full dates are retained, UI when UIDs are). A match anywhere else always counts.
     """
     matcher = Matcher(identity, cache)
     if not matcher:
@@ -241,48 +262,42 @@ def find_leaks(ds: Dataset, identity: Identity, cache: VerifyCache | None = None
             found.append((path, hits))
     if not found or not benign:
         return [Leak(path) for path, _ in found]
-    words, values = benign_words(elements, kept_vrs)
-    names = _name_pattern(identity, cache)
-    return [Leak(path) for path, hits in found
-            if any(not _excused(h, words, values, names) for h in hits)]
+    by_path = dict(elements)
+    strict = _strict_pattern(identity, cache)
+    return [Leak(path) for path, hits in found if not _all_excused(
+        hits, benign_kind(path, by_path, kept_vrs), strict)]
 
 
-def _excused(hit: str, words: frozenset[str], values: frozenset[str],
-             names: re.Pattern[str] | None) -> bool:
-    """A match that only repeats what a benign attribute of the same instance says."""
-    if len(_WORDS.findall(hit)) <= 1:
-        return squash(hit) in words
-    if names is not None and names.fullmatch(hit):
-        return False
-    return squash(hit) in values
+def _all_excused(hits: list[str], kind: str, strict: re.Pattern[str] | None) -> bool:
+    if kind == "standard":
+        return True  # the standard's own text for its code: whatever it resembles
+    return kind == "benign" and all(_excused(h, strict) for h in hits)
 
 
-def _name_pattern(identity: Identity, cache: VerifyCache | None) -> re.Pattern[str] | None:
-    """The forms of the identity's names alone (which a benign attribute never excuses)."""
-    names = Identity(name=set(identity.name))
-    return cache.pattern(names) if cache is not None else _compile(names, OWN_VOCABULARY)
+def _excused(hit: str, strict: re.Pattern[str] | None) -> bool:
+    """One word, or a phrase that is not a name, ID, date or phone number of several words."""
+    return len(_WORDS.findall(hit)) <= 1 or strict is None or not strict.fullmatch(hit)
 
 
-def benign_words(elements: list[tuple[str, list[str]]], kept_vrs: frozenset[str] = frozenset()
-                 ) -> tuple[frozenset[str], frozenset[str]]:
-    """The squashed words and whole values of the benign elements among ``elements`` (path and
-    text values, as :func:`_walk` reads them, so nothing is decoded again): coded strings (CS),
-    the attributes of :data:`gateway.identity.benign.BENIGN_TAGS`, the VRs the profile keeps as
-    they came, and code meanings that are the standard's own for their code."""
-    texts = dict(elements)
-    words: set[str] = set()
-    values: set[str] = set()
-    for path, found in elements:
-        tag = _tag_of(path)
-        if tag == CODE_MEANING:
-            found = [t for t in found if _standard(texts, path, t)]
-        elif not (tag in BENIGN_TAGS or _dictionary_vr(tag) in kept_vrs | {"CS"}):
-            continue
-        for text in found:
-            for value in text.split("\\"):
-                values.add(squash(value))
-                words.update(squash(w) for w in _WORDS.findall(fold(value)))
-    return frozenset(words), frozenset(values)
+def _strict_pattern(identity: Identity, cache: VerifyCache | None) -> re.Pattern[str] | None:
+    """The forms of every value but phrases: what a benign element never excuses whole."""
+    strict = Identity(name=set(identity.name), id=set(identity.id), date=set(identity.date),
+                      phone=set(identity.phone))
+    return cache.pattern(strict) if cache is not None else _compile(strict, OWN_VOCABULARY)
+
+
+def benign_kind(path: str, texts: dict[str, list[str]], kept_vrs: frozenset[str] = frozenset()
+                ) -> str:
+    """Whether the element at ``path`` is one a profile keeps and that identifies no one:
+    "standard" for a code meaning that is the standard's own for the code beside it (``texts``:
+    the text values by path); "benign" for a coded string (CS), an attribute of
+    :data:`gateway.identity.benign.BENIGN_TAGS` or a value of a VR the profile keeps as it came;
+    "" for every other element."""
+    tag = _tag_of(path)
+    if tag == CODE_MEANING:
+        meanings = texts.get(path, [])
+        return "standard" if meanings and all(_standard(texts, path, t) for t in meanings) else ""
+    return "benign" if tag in BENIGN_TAGS or _dictionary_vr(tag) in kept_vrs | {"CS"} else ""
 
 
 def _standard(texts: dict[str, list[str]], path: str, meaning: str) -> bool:
