@@ -34,6 +34,9 @@ class Outcome:
     reason: str = ""
     # A short, bounded class for metrics labels and filtering ("leak", "rule", "decode", ...).
     reason_class: str = ""
+    # The attribute paths the reason is about, as tag paths like ``(0008,1032)[0]>(0008,0104)``
+    # (never values): operators group quarantined jobs by them (gateway.jobs.groups).
+    paths: tuple[str, ...] = ()
 
     @classmethod
     def proceed(cls) -> Outcome:
@@ -44,8 +47,8 @@ class Outcome:
         return cls(OutcomeKind.FILTER, reason, reason_class)
 
     @classmethod
-    def quarantine(cls, reason: str, reason_class: str) -> Outcome:
-        return cls(OutcomeKind.QUARANTINE, reason, reason_class)
+    def quarantine(cls, reason: str, reason_class: str, paths: tuple[str, ...] = ()) -> Outcome:
+        return cls(OutcomeKind.QUARANTINE, reason, reason_class, tuple(paths))
 
     @classmethod
     def retry(cls, reason: str, reason_class: str = "transient") -> Outcome:
