@@ -100,3 +100,27 @@ class StageServices:
 
 class StageFactory(Protocol):
     def __call__(self, services: StageServices) -> Stage: ...
+
+
+@dataclass(frozen=True)
+class RulesText:
+    """The YAML text of a profile or site override an operator released a job with."""
+
+    sha256: str
+    name: str
+    content: str
+
+
+@dataclass(frozen=True)
+class ReleaseRules:
+    """What replaces the configured rules for one released job (None: the configured one).
+
+    A site override applies on top of the profile: the released one, else the configured one.
+    """
+
+    profile: RulesText | None = None
+    override: RulesText | None = None
+
+
+class ReleaseStageFactory(Protocol):
+    def __call__(self, services: StageServices, rules: ReleaseRules) -> Stage: ...
