@@ -170,7 +170,7 @@ def _show_job(store: JobStore, spool: Spool, info: JobInfo, out: Out) -> None:
     for kind, sha in (("profile", info.release_profile), ("override", info.release_override)):
         if sha:
             text = decisions.load_rules(store.engine, sha)
-            out(f"{'release ' + kind + ':':<16}{text.name if text else '?'} sha256:{sha}")
+            out(f"released with:  {kind} {text.name if text else '?'} sha256:{sha}")
     for dest, state, attempts, err in info.deliveries:
         out(f"delivery:       {dest}: {state} after {attempts} attempts {err or ''}")
     for name, path in (
@@ -223,8 +223,8 @@ def _history(entries: Sequence[DecisionEntry], out: Out) -> None:
     for e in entries:
         d = e.decision
         rules = _rules_text(d)
-        extra = "".join(f" {x}" for x in (f"with {rules}" if rules else "",
-                                          f"note: {d.note}" if d.note else "") if x)
+        extra = "".join(x for x in (f" with {rules}" if rules else "",
+                                    f"; note: {d.note}" if d.note else "") if x)
         out(f"history:        {e.at:%Y-%m-%d %H:%M:%S} UTC {d.action} by {d.operator} "
             f"({d.subject}, {len(e.job_ids)} job(s)){extra}")
 

@@ -117,7 +117,7 @@ def test_release_group_with_override_is_audited(tmp_path: Path, capsys: Capture)
     status, shown, _ = _cli(capsys, w, "quarantine", "show", "--group", group_id)
     assert "no job is quarantined in it now" in shown and "release by alice" in shown
     status, job, _ = _cli(capsys, w, "quarantine", "show", "job1")
-    assert f"release override:clean-code-meanings sha256:{sha}" in job
+    assert f"released with:  override clean-code-meanings sha256:{sha}" in job
     assert "+site+clean-code-meanings@" in job and "history:" in job
     for value in values:
         assert value not in out + audit + shown + job
