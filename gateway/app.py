@@ -32,6 +32,7 @@ from gateway.config import Settings
 from gateway.db import make_engine, upgrade
 from gateway.forward.process import forwarder_main, read_health
 from gateway.forward.scu import DestinationHealth
+from gateway.jobs.decisions import load_rules
 from gateway.jobs.store import JobStore
 from gateway.observe.endpoint import MetricsServer
 from gateway.observe.logs import configure_logging, get_logger
@@ -45,7 +46,7 @@ from gateway.observe.metrics import (
     process_dead,
 )
 from gateway.observe.readiness import Readiness
-from gateway.pipeline.compose import build_pipeline
+from gateway.pipeline.compose import ReleasePipelines, build_pipeline
 from gateway.pipeline.stage import StageServices
 from gateway.pipeline.worker import JobRunner, worker_main
 from gateway.receive.scp import SpoolBudget, StoreHandler, start_receiver
@@ -114,7 +115,7 @@ def build_worker(
     a pixel stage finds them as ``services.extras["metrics"]`` (its ``.scrubber`` view).
     """
     configure_logging(settings.logging, process=f"worker-{index}")
-    _engine, store = open_store(settings)
+    engine, store = open_store(settings)
     spool = Spool(settings.spool.root)
     services = build_services(settings)
     observe: Observer = _ignore
@@ -123,9 +124,12 @@ def build_worker(
         services.extras["metrics"] = metrics
         observe = metrics.observe
     stages = build_pipeline(settings.pipeline.stages, services)
+    # jobs an operator released with their own profile or site override
+    release = ReleasePipelines(stages, services, lambda sha256: load_rules(engine, sha256))
     flush = getattr(services.pseudonymizer, "flush", None)
     runner = JobRunner(
-        settings, store, spool, stages, owner, observe=observe, flush=flush, worker=str(index)
+        settings, store, spool, stages, owner, observe=observe, flush=flush, worker=str(index),
+        release=release,
     )
     return runner, store, services
 

@@ -94,6 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
     pu.set_defaults(handler=_cmd_db_upgrade)
 
     pseudonym_commands.register(sub)
+    admin.register_audit_list(sub)
     from gateway.deid.commands import register as register_deid
 
     register_deid(sub)

@@ -267,3 +267,82 @@ def load_profile(
             f"{path}: cannot read profile ({err.strerror}); shipped: {', '.join(shipped)}"
         ) from None
     return parse_profile(text, str(path)), hashlib.sha256(text.encode()).hexdigest()
+
+
+class SiteOverride(_Model):
+    """A site override file: overrides applied on top of a profile, for example to release
+    quarantined jobs whose leak a site rule removes::
+
+        name: clean-procedure-code-meanings
+        overrides:
+          - path: ProcedureCodeSequence > CodeMeaning
+            action: X
+            reason: the site writes names into procedure code meanings
+
+    A bare list of overrides is accepted too (its name is then the file's stem).
+    """
+
+    name: str
+    description: str = ""
+    overrides: tuple[Override, ...]
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9_.-]{1,40}", value):
+            raise ValueError("must be 1-40 letters, digits, '_', '.' or '-'")
+        return value
+
+    @field_validator("overrides")
+    @classmethod
+    def _some(cls, value: tuple[Override, ...]) -> tuple[Override, ...]:
+        if not value:
+            raise ValueError("give at least one override")
+        return value
+
+
+def _stem_name(source: str) -> str:
+    stem = re.sub(r"[^A-Za-z0-9_.-]+", "-", Path(source).stem).strip("-.")[:40]
+    return stem or "override"
+
+
+def parse_site_override(text: str, source: str = "<override>",
+                        name: str | None = None) -> SiteOverride:
+    """Validate the YAML text of a site override file; errors name the file, line and key.
+
+    Without a ``name:`` key the override is named ``name``, else after the file's stem.
+    """
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" line {mark.line + 1}:" if mark is not None else ""
+        raise ProfileError(f"{source}:{where} not valid YAML") from None
+    lines: dict[tuple[Any, ...], int] = {}
+    if isinstance(data, list):
+        data = {"name": name or _stem_name(source), "overrides": data}
+        if node is not None:
+            _lines(node, ("overrides",), lines)
+    elif isinstance(data, dict):
+        data = {"name": name or _stem_name(source), **data}
+        if node is not None:
+            _lines(node, (), lines)
+    else:
+        raise ProfileError(f"{source}: a site override is a mapping with 'overrides', "
+                           "or a list of overrides")
+    try:
+        return SiteOverride.model_validate(data)
+    except ValidationError as err:
+        raise ProfileError(
+            _format(err, source, lines).replace("invalid profile", "invalid site override")
+        ) from None
+
+
+def with_site_override(profile: Profile, override: SiteOverride) -> Profile:
+    """``profile`` with ``override``'s rules after its own (a later rule for the same attribute
+    wins), named ``<profile>+<override>`` so that the recorded ruleset shows both."""
+    return profile.model_copy(update={
+        "name": f"{profile.name}+{override.name}",
+        "overrides": profile.overrides + override.overrides,
+    })

@@ -17,6 +17,9 @@ from sqlalchemy import Engine, and_, bindparam, delete, func, insert, or_, selec
 from sqlalchemy.orm import Session
 
 from gateway.db.engine import reader, session_factory
+from gateway.jobs import decisions
+from gateway.jobs.decisions import Decision
+from gateway.jobs.groups import QuarantineEntry, encode_paths
 from gateway.jobs.models import Delivery, Job, utcnow
 from gateway.jobs.states import (
     UNFINISHED,
@@ -53,6 +56,9 @@ class Finish:
     reason_class: str | None = None
     delay: float = 0.0
     ruleset: str | None = None
+    # A quarantine's stage and the tag paths its reason is about (never values).
+    stage: str = ""
+    paths: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -63,6 +69,10 @@ class ClaimedJob:
     called_ae: str
     sop_class_uid: str
     modality: str
+    # The sha256 of the profile / site override an operator released the job with (None: the
+    # configured profile); the worker's deidentify stage uses them (gateway.pipeline.compose).
+    release_profile: str | None = None
+    release_override: str | None = None
 
 
 @dataclass(frozen=True)
@@ -96,6 +106,14 @@ class JobInfo:
     received_at: dt.datetime
     updated_at: dt.datetime
     deliveries: tuple[tuple[str, str, int, str | None], ...]
+    reason_stage: str | None = None
+    reason_paths: str | None = None  # JSON (gateway.jobs.groups.decode_paths)
+    release_profile: str | None = None
+    release_override: str | None = None
+
+    def quarantine_entry(self) -> QuarantineEntry:
+        return QuarantineEntry(self.id, self.updated_at, self.reason_class or "",
+                               self.reason_stage or "", self.last_error or "", self.reason_paths)
 
 
 def _clip(text: str | None) -> str | None:
@@ -121,6 +139,10 @@ def _info(job: Job) -> JobInfo:
         deliveries=tuple(
             (d.destination, d.state, d.attempts, d.last_error) for d in job.deliveries
         ),
+        reason_stage=job.reason_stage,
+        reason_paths=job.reason_paths,
+        release_profile=job.release_profile,
+        release_override=job.release_override,
     )
 
 
@@ -198,11 +220,12 @@ class JobStore:
                 updated_at=now,
             )
             .returning(Job.id, Job.attempts, Job.calling_ae, Job.called_ae,
-                       Job.sop_class_uid, Job.modality, Job.next_attempt_at)
+                       Job.sop_class_uid, Job.modality, Job.release_profile,
+                       Job.release_override, Job.next_attempt_at)
         )
         with self.engine.begin() as conn:
-            rows = sorted(conn.execute(stmt).all(), key=lambda r: r[6])
-        return [ClaimedJob(r[0], r[1], r[2], r[3], r[4], r[5]) for r in rows]
+            rows = sorted(conn.execute(stmt).all(), key=lambda r: r[8])
+        return [ClaimedJob(*r[:8]) for r in rows]
 
     def _owned(self, s: Session, job_id: str, owner: str | None) -> Job | None:
         job = s.get(Job, job_id, with_for_update=True)
@@ -280,6 +303,8 @@ class JobStore:
             "last_error": _clip(r.reason),
             "reason_class": r.reason_class,
             "ruleset": r.ruleset,
+            "reason_stage": r.stage or None,
+            "reason_paths": encode_paths(r.paths),
             "next_attempt_at": now + dt.timedelta(seconds=r.delay),
             "finished_at": now if r.state in (JobState.SENT, JobState.FILTERED) else None,
         }
@@ -306,10 +331,12 @@ class JobStore:
         if new:
             conn.execute(insert(Delivery), new)
 
-    def quarantine(self, job_id: str, reason: str, reason_class: str, owner: str) -> bool:
+    def quarantine(self, job_id: str, reason: str, reason_class: str, owner: str,
+                   stage: str = "", paths: Sequence[str] = ()) -> bool:
         """Hold a claimed job for an operator, with its reason (never a patient value)."""
-        done = self.finish(owner, [Finish(job_id, JobState.QUARANTINED, reason, reason_class)])
-        return bool(done)
+        held = Finish(job_id, JobState.QUARANTINED, reason, reason_class, stage=stage,
+                      paths=tuple(paths))
+        return bool(self.finish(owner, [held]))
 
     def release(self, job_id: str, owner: str, error: str | None, delay: float) -> bool:
         """Give a claimed job back to the queue (shutdown, or a transient failure)."""
@@ -480,6 +507,8 @@ class JobStore:
                 self._move(job, JobState.QUARANTINED, now)
                 job.last_error = _clip(f"forward to {d.destination}: {error}")
                 job.reason_class = "forward"
+                job.reason_stage = "forward"
+                job.reason_paths = None
             return d.job_id
 
     # -- operators and metrics -----------------------------------------------------------
@@ -531,30 +560,71 @@ class JobStore:
             ).scalars().all()
             return [_info(j) for j in jobs]
 
+    def quarantine_entries(self) -> list[QuarantineEntry]:
+        """What grouping needs of every quarantined job (gateway.jobs.groups)."""
+        with self._read() as s:
+            rows = s.execute(
+                select(Job.id, Job.updated_at, Job.reason_class, Job.reason_stage,
+                       Job.last_error, Job.reason_paths)
+                .where(Job.state == JobState.QUARANTINED)
+                .order_by(Job.updated_at, Job.id)
+            ).all()
+        return [QuarantineEntry(r[0], r[1], r[2] or "", r[3] or "", r[4] or "", r[5])
+                for r in rows]
+
     def release_quarantined(self, job_id: str) -> bool:
         """Operator release: the job is processed again from its original bytes."""
+        return bool(self.release_jobs([job_id]))
+
+    def release_jobs(self, job_ids: Sequence[str], decision: Decision | None = None) -> list[str]:
+        """Operator release of quarantined jobs, processed again from their original bytes.
+
+        The decision's profile and override (sha256 of ``release_rules`` rows, None for the
+        configured profile) are what the deidentify stage will use for these jobs; the decision
+        is audited in the same transaction. Returns the ids released (jobs no longer
+        quarantined are left alone).
+        """
         now = self._now()
+        released: list[str] = []
         with self._session.begin() as s:
-            job = s.get(Job, job_id, with_for_update=True)
-            if job is None or job.state != JobState.QUARANTINED:
-                return False
-            self._move(job, JobState.RECEIVED, now)
-            job.attempts = 0
-            job.next_attempt_at = now
-            for d in list(job.deliveries):
-                if d.state != DeliveryState.SENT:
-                    job.deliveries.remove(d)
-            return True
+            for job_id in job_ids:
+                job = s.get(Job, job_id, with_for_update=True)
+                if job is None or job.state != JobState.QUARANTINED:
+                    continue
+                self._move(job, JobState.RECEIVED, now)
+                job.attempts = 0
+                job.next_attempt_at = now
+                job.release_profile = decision.profile_sha256 if decision else None
+                job.release_override = decision.override_sha256 if decision else None
+                for d in list(job.deliveries):
+                    if d.state != DeliveryState.SENT:
+                        job.deliveries.remove(d)
+                released.append(job_id)
+            if decision is not None and released:
+                decisions.record(s.connection(), decision, released, self.node_id, now)
+        return released
 
     def purge(self, job_id: str) -> bool:
         """Operator purge of a quarantined job: its row and deliveries are deleted."""
+        return bool(self.purge_jobs([job_id]))
+
+    def purge_jobs(self, job_ids: Sequence[str], decision: Decision | None = None) -> list[str]:
+        """Operator purge of quarantined jobs (rows and deliveries deleted), audited in the
+        same transaction; returns the ids purged."""
+        now = self._now()
+        purged: list[str] = []
         with self._session.begin() as s:
-            job = s.get(Job, job_id, with_for_update=True)
-            if job is None or job.state != JobState.QUARANTINED:
-                return False
-            s.execute(delete(Delivery).where(Delivery.job_id == job_id))
-            s.delete(job)
-            return True
+            for job_id in job_ids:
+                job = s.get(Job, job_id, with_for_update=True)
+                if job is None or job.state != JobState.QUARANTINED:
+                    continue
+                s.execute(delete(Delivery).where(Delivery.job_id == job_id))
+                s.delete(job)
+                purged.append(job_id)
+            if decision is not None and purged:
+                s.flush()
+                decisions.record(s.connection(), decision, purged, self.node_id, now)
+        return purged
 
     def oldest_age_seconds(self) -> dict[str, float]:
         """Age of the oldest job per unfinished state, for the 'stuck' alert."""

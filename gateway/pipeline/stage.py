@@ -37,6 +37,9 @@ class Outcome:
     reason: str = ""
     # A short, bounded class for metrics labels and filtering ("leak", "rule", "decode", ...).
     reason_class: str = ""
+    # The attribute paths the reason is about, as tag paths like ``(0008,1032)[0]>(0008,0104)``
+    # (never values): operators group quarantined jobs by them (gateway.jobs.groups).
+    paths: tuple[str, ...] = ()
 
     @classmethod
     def proceed(cls) -> Outcome:
@@ -47,8 +50,8 @@ class Outcome:
         return cls(OutcomeKind.FILTER, reason, reason_class)
 
     @classmethod
-    def quarantine(cls, reason: str, reason_class: str) -> Outcome:
-        return cls(OutcomeKind.QUARANTINE, reason, reason_class)
+    def quarantine(cls, reason: str, reason_class: str, paths: tuple[str, ...] = ()) -> Outcome:
+        return cls(OutcomeKind.QUARANTINE, reason, reason_class, tuple(paths))
 
     @classmethod
     def retry(cls, reason: str, reason_class: str = "transient") -> Outcome:
@@ -120,3 +123,27 @@ class StageServices:
 
 class StageFactory(Protocol):
     def __call__(self, services: StageServices) -> Stage: ...
+
+
+@dataclass(frozen=True)
+class RulesText:
+    """The YAML text of a profile or site override an operator released a job with."""
+
+    sha256: str
+    name: str
+    content: str
+
+
+@dataclass(frozen=True)
+class ReleaseRules:
+    """What replaces the configured rules for one released job (None: the configured one).
+
+    A site override applies on top of the profile: the released one, else the configured one.
+    """
+
+    profile: RulesText | None = None
+    override: RulesText | None = None
+
+
+class ReleaseStageFactory(Protocol):
+    def __call__(self, services: StageServices, rules: ReleaseRules) -> Stage: ...

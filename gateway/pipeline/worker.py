@@ -21,6 +21,7 @@ from pydicom import Dataset, dcmread
 from pydicom.errors import InvalidDicomError
 
 from gateway.config import Settings
+from gateway.jobs.models import RULESET_MAX
 from gateway.jobs.states import JobState
 from gateway.jobs.store import ClaimedJob, Finish, JobStore
 from gateway.observe.logs import get_logger
@@ -31,6 +32,9 @@ from gateway.spool import Spool
 Observer = Callable[[str, dict[str, str], float], None]
 # Called after each stage with (stage name, its outcome, seconds it took).
 StageReport = Callable[[str, Outcome, float], None]
+# The stages for a job an operator released with its own rules: (profile sha256, override
+# sha256) -> stages (gateway.pipeline.compose.ReleasePipelines).
+ReleaseStages = Callable[[str | None, str | None], Sequence[Stage]]
 log = get_logger("gateway.worker")
 
 
@@ -126,6 +130,7 @@ class JobRunner:
         observe: Observer = _ignore,
         flush: Callable[[], None] | None = None,
         worker: str = "0",
+        release: ReleaseStages | None = None,
     ) -> None:
         self._settings = settings
         self._store = store
@@ -135,6 +140,7 @@ class JobRunner:
         self._observe = observe
         self._flush = flush
         self._worker = worker
+        self._release = release
         self._destinations = [d.name for d in settings.destinations]
 
     def heartbeat(self) -> None:
@@ -174,7 +180,7 @@ class JobRunner:
                 if d.finish.state is JobState.READY:
                     self._spool.remove_output(job.id)
                     d.finish = self._retry(
-                        job, Outcome.retry(describe_exception("pseudonyms", exc))
+                        job, Outcome.retry(describe_exception("pseudonyms", exc)), "pseudonyms"
                     )
                     d.stage = "pseudonyms"
 
@@ -195,17 +201,22 @@ class JobRunner:
             # output is written, so a large instance is not held twice in memory.
             ds = dcmread(src, defer_size=DEFER_SIZE)
         except FileNotFoundError:
-            failed = self._quarantine("receive: original file missing from spool", "missing", job)
+            failed = self._quarantine("receive: original file missing from spool", "missing", job,
+                                      "decode")
         except (InvalidDicomError, EOFError, ValueError, KeyError, TypeError) as exc:
-            failed = self._quarantine(describe_exception("decode", exc), "decode", job)
+            failed = self._quarantine(describe_exception("decode", exc), "decode", job, "decode")
         else:
             if "SOPClassUID" not in ds or "SOPInstanceUID" not in ds:
-                failed = self._quarantine("decode: no SOP Class or Instance UID", "decode", job)
+                failed = self._quarantine("decode: no SOP Class or Instance UID", "decode", job,
+                                          "decode")
         track.stage("decode", _as_outcome(failed), time.perf_counter() - decoding)
         if failed is not None:
             return _Processed(failed, track, "decode")
         track.watch(ds)
-        result = run_stages(self._stages, ds, ctx, track.stage)
+        stages, failed = self._stages_for(job, track)
+        if failed is not None:
+            return _Processed(failed, track, "release")
+        result = run_stages(stages, ds, ctx, track.stage)
         if ctx.notes.get("pixels_cleaned"):
             self._observe("scrubbed", track.labels, 1)
         outcome = result.outcome
@@ -217,10 +228,32 @@ class JobRunner:
         if outcome.kind is OutcomeKind.FILTER:
             finish = Finish(job.id, JobState.FILTERED, outcome.reason, outcome.reason_class)
         elif outcome.kind is OutcomeKind.QUARANTINE:
-            finish = self._quarantine(outcome.reason, outcome.reason_class, job)
+            finish = self._quarantine(outcome.reason, outcome.reason_class, job, result.stage,
+                                      outcome.paths)
         else:
-            finish = self._retry(job, outcome)
+            finish = self._retry(job, outcome, result.stage)
         return _Processed(finish, track, result.stage)
+
+    def _stages_for(self, job: ClaimedJob, track: _Tracker) -> tuple[Sequence[Stage],
+                                                                     Finish | None]:
+        """The configured stages, or those of the rules an operator released the job with;
+        rules that cannot be used hold the job again (it never runs with other rules)."""
+        if not (job.release_profile or job.release_override):
+            return self._stages, None
+        started = time.perf_counter()
+        failed: Finish | None = None
+        stages: Sequence[Stage] = ()
+        if self._release is None:
+            failed = self._quarantine("release: this worker cannot use released rules",
+                                      "release", job, "release")
+        else:
+            try:
+                stages = self._release(job.release_profile, job.release_override)
+            except Exception as exc:
+                failed = self._quarantine(describe_exception("release", exc), "release", job,
+                                          "release")
+        track.stage("release", _as_outcome(failed), time.perf_counter() - started)
+        return stages, failed
 
     def _report(self, done: _Processed, applied: bool) -> None:
         """The job's metric event and its one summary log line."""
@@ -249,20 +282,23 @@ class JobRunner:
         try:
             self._spool.write_output(job.id, lambda fh: write_dataset(ds, fh))
         except OSError:
-            return self._retry(job, Outcome.retry("write: spool output failed", "spool"))
+            return self._retry(job, Outcome.retry("write: spool output failed", "spool"), "encode")
         except Exception as exc:
-            return self._quarantine(describe_exception("encode", exc), "encode", job)
-        ruleset = ";".join(ctx.versions)[:128] or None
+            return self._quarantine(describe_exception("encode", exc), "encode", job, "encode")
+        ruleset = ";".join(ctx.versions)[:RULESET_MAX] or None
         return Finish(job.id, JobState.READY, ruleset=ruleset)
 
     @staticmethod
-    def _quarantine(reason: str, reason_class: str, job: ClaimedJob) -> Finish:
-        return Finish(job.id, JobState.QUARANTINED, reason, reason_class)
+    def _quarantine(reason: str, reason_class: str, job: ClaimedJob, stage: str,
+                    paths: tuple[str, ...] = ()) -> Finish:
+        return Finish(job.id, JobState.QUARANTINED, reason, reason_class, stage=stage,
+                      paths=paths)
 
-    def _retry(self, job: ClaimedJob, outcome: Outcome) -> Finish:
+    def _retry(self, job: ClaimedJob, outcome: Outcome, stage: str) -> Finish:
         if job.attempts >= self._settings.workers.max_attempts:
             reason = f"{outcome.reason} (after {job.attempts} attempts)"
-            return self._quarantine(reason, outcome.reason_class or "retries", job)
+            return self._quarantine(reason, outcome.reason_class or "retries", job, stage,
+                                    outcome.paths)
         delay = min(60.0, 2.0 ** job.attempts)
         return Finish(job.id, JobState.RECEIVED, outcome.reason, outcome.reason_class, delay)
 

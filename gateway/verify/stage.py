@@ -56,7 +56,7 @@ class VerifyStage:
         paths = ", ".join(leak.path for leak in leaks[:MAX_PATHS])
         more = f" and {len(leaks) - MAX_PATHS} more" if len(leaks) > MAX_PATHS else ""
         return Outcome.quarantine(f"identifying value of the input found at {paths}{more}",
-                                  "leak")
+                                  "leak", tuple(leak.path for leak in leaks))
 
 
 def retained_by_options(options: frozenset[Option], rules: RuleData) -> Retained:

@@ -55,7 +55,7 @@ def test_research_profile_end_to_end(tmp_path: Path) -> None:
             st = g.status()
             assert st["quarantined"] == len(by_kind["OT"])
 
-            listing = g.cli("quarantine", "list").stdout
+            listing = g.cli("quarantine", "list", "--jobs").stdout
             assert listing.count("hold-secondary-capture") == len(by_kind["OT"])
             job_id = listing.splitlines()[1].split()[0]
             shown = g.cli("quarantine", "show", job_id[:12]).stdout

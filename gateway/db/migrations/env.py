@@ -11,6 +11,12 @@ from gateway.db.engine import Base
 engine = context.config.attributes["engine"]
 
 with engine.connect() as connection:
+    # One transaction for the whole upgrade, begun before Alembic looks at the schema. On SQLite
+    # that is BEGIN IMMEDIATE (gateway.db.engine), held from reading the current revision to the
+    # last migration: Alembic would otherwise commit each migration on its own there (SQLite
+    # counts as non-transactional DDL), and a second process that read the revision between two
+    # of them would apply a migration twice. PostgreSQL is serialised by the advisory lock.
+    connection.begin()
     context.configure(
         connection=connection,
         target_metadata=Base.metadata,
