@@ -22,11 +22,12 @@ from pydicom.tag import BaseTag
 from gateway.deid import values
 from gateway.deid.knownsafe import DATE_VRS
 from gateway.deid.options import Option
-from gateway.deid.textclean import TextCleaner
+from gateway.deid.textclean import CS_REDACTED, REDACTED, TextCleaner
 from gateway.identity.benign import (
     BENIGN_TAGS,
     CODE_VALUE,
     CODING_SCHEME_DESIGNATOR,
+    LABEL_CODE_STRINGS,
     LONG_CODE_VALUE,
     URN_CODE_VALUE,
     is_standard_meaning,
@@ -40,7 +41,7 @@ if TYPE_CHECKING:
 REMOVED = object()  # the "new value" recorded for an element that was removed
 
 TEXT_CLEANABLE = frozenset({"LO", "LT", "SH", "ST", "UC", "UT"})
-MAX_LENGTH = {"SH": 16, "LO": 64, "ST": 1024, "LT": 10240}
+MAX_LENGTH = {"CS": 16, "SH": 16, "LO": 64, "ST": 1024, "LT": 10240}
 TEXT_VALUE, UNFORMATTED_TEXT_VALUE, CODE_MEANING = 0x0040A160, 0x00700006, 0x00080104
 OVERLAY_DATA = 0x3000
 ACCESSION_NUMBER, STUDY_ID = 0x00080050, 0x00200010
@@ -138,6 +139,9 @@ def queue_kept_text(run: Run, ds: Dataset, tag: BaseTag, vr: str, path: tuple[in
         return False  # (private creators name their block)
     if vr in TEXT_CLEANABLE or (vr == "UN" and (itag >> 16) & 1):
         run.pending_text.append((ds, tag, "M" if itag == CODE_MEANING else "K", path))
+        return True
+    if vr == "CS" and itag in LABEL_CODE_STRINGS:
+        run.pending_text.append((ds, tag, "L", path))
         return True
     return False
 
@@ -359,7 +363,7 @@ def clean_text(run: Run, cleaner: TextCleaner, ds: Dataset, tag: BaseTag, how: s
     old = _values(elem)
     new = []
     for v in old:
-        cleaned = cleaner.clean(v, generic)
+        cleaned = cleaner.clean(v, generic, CS_REDACTED if how == "L" else REDACTED)
         if cleaned is None:
             if how == "X":
                 del ds[tag]

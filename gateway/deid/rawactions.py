@@ -36,7 +36,7 @@ from gateway.deid.actions import (
 )
 from gateway.deid.knownsafe import DATE_VRS
 from gateway.deid.options import Option
-from gateway.deid.textclean import TextCleaner
+from gateway.deid.textclean import CS_REDACTED, REDACTED, TextCleaner
 
 if TYPE_CHECKING:
     from gateway.deid.compiled import Rule
@@ -205,7 +205,7 @@ def clean_text(run: Run, cleaner: TextCleaner, ds: Dataset, tag: BaseTag, how: s
         return True  # kept text with nothing of the identity in it: its bytes stay
     new = []
     for v in found:
-        cleaned = cleaner.clean(v, generic)
+        cleaned = cleaner.clean(v, generic, CS_REDACTED if how == "L" else REDACTED)
         if cleaned is None:
             if how == "X":
                 del ds[tag]

@@ -19,6 +19,7 @@ from gateway.identity.fold import original_span
 Pattern = re.Pattern[str]
 
 REDACTED = "***"
+CS_REDACTED = "XXX"  # in a coded string, which allows only A-Z, 0-9, space and underscore
 MIN_UID = 3
 
 _MONTHS = (
@@ -75,7 +76,8 @@ class TextCleaner:
         self._uids = sorted((u for u in identity.uid if len(u) >= MIN_UID), key=len,
                             reverse=True)  # unique per instance: plain text, no pattern
 
-    def clean(self, value: object, generic: bool = True) -> str | None:
+    def clean(self, value: object, generic: bool = True, redacted: str = REDACTED
+              ) -> str | None:
         """The cleaned text, or ``None`` when it cannot be cleaned safely (then it is removed).
 
         ``generic`` also removes what identifies whatever its source (dates in any written
@@ -89,7 +91,7 @@ class TextCleaner:
             if uid in text:
                 text = text.replace(uid, REDACTED)
         if self._pattern is not None:
-            text = _redact(self._pattern, text)
+            text = _redact(self._pattern, text, redacted)
         if generic and _DIGIT_OR_AT.search(text):  # every generic pattern needs a digit or "@"
             text = _GENERIC_RE.sub(REDACTED, text)
             text = _PHONE.sub(_phone_or_keep, text)
@@ -104,7 +106,7 @@ class TextCleaner:
         return self._pattern is not None and self._pattern.search(fold(text)) is not None
 
 
-def _redact(pattern: Pattern, text: str) -> str:
+def _redact(pattern: Pattern, text: str, redacted: str = REDACTED) -> str:
     """``text`` with every span that ``pattern`` matches in its folded form replaced."""
     folded, origin = fold_map(text)
     spans = [m.span() for m in pattern.finditer(folded) if m.end() > m.start()]
@@ -117,7 +119,7 @@ def _redact(pattern: Pattern, text: str) -> str:
         if first < last:  # (overlaps cannot come from one finditer; kept safe anyway)
             first = last
         out.append(text[last:first])
-        out.append(REDACTED)
+        out.append(redacted)
         last = stop
     out.append(text[last:])
     return "".join(out)

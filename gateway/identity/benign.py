@@ -1,7 +1,8 @@
 """What is kept as it is and never identifies anyone: the benign attributes and standard codes.
 
 Some attributes that a profile keeps are technical, not free text: code values and coding scheme
-designators, the manufacturer, model and software of the equipment, coded strings (CS). The
+designators, the manufacturer, model and software of the equipment, coded strings (CS) but the
+few that sites use as labels (Content Label, Graphic Layer). The
 cleaner leaves them as they are (cleaning "SIEMENS" out of Manufacturer would break the output,
 and no site writes a patient there), and the verify stage does not count a value of the input
 that also stands in one of them as a leak (an institution called "OFFIS" whose equipment is made
@@ -35,6 +36,13 @@ BENIGN_KEYWORDS = frozenset({
 BENIGN_TAGS: frozenset[int] = frozenset(
     t for t in (tag_for_keyword(k) for k in BENIGN_KEYWORDS) if t is not None
 )
+# Coded strings (CS) that sites fill with their own words: labels, not codes. They are cleaned
+# like text (each match becomes "XXX", which CS allows) and are never benign.
+LABEL_CODE_STRINGS = frozenset({
+    0x00700080,  # Content Label (presentation states, SEG, KOS, RT...)
+    0x00700002,  # Graphic Layer
+    0x00041130,  # File-set ID
+})
 CODE_VALUE, CODING_SCHEME_DESIGNATOR, CODE_MEANING = 0x00080100, 0x00080102, 0x00080104
 LONG_CODE_VALUE, URN_CODE_VALUE = 0x00080119, 0x00080120
 

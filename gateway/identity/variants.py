@@ -31,6 +31,8 @@ with a look-behind. Both the cleaner and the verify stage compile these fragment
 own code around them.
 """
 
+# ruff: noqa: RUF001 - generic words in Greek and Cyrillic on purpose
+
 from __future__ import annotations
 
 import datetime as dt
@@ -54,6 +56,25 @@ PARTICLES = frozenset({
     "la", "le", "les", "el", "al", "bin", "ben", "ibn", "ter", "ten", "zu", "y", "e", "st", "mc",
     "mac", "af", "av", "und", "and",
 })
+
+# Words that every address or institution may have (folded): not identifying alone.
+_GENERIC_PLACES = """
+street strasse road avenue lane drive boulevard place square court close terrace gardens park
+crescent grove mews walk parade wharf
+hill house building floor suite calle avenida plaza paseo camino carrera travessa largo rue
+chemin allee impasse quai cours route gasse platz ring damm ufer steig pfad viale piazza corso
+vicolo ulica aleja plac osiedle gade gata gatan vagen straat laan plein οδοσ λεωφοροσ улица
+проспект hospital hospitals hopital hospitalet hospitalier ospedale spital szpital sygehus
+sjukhus sykehus ziekenhuis krankenhaus klinik klinikum kliniken clinic clinics clinica clinique
+klinika poliklinik policlinico universitario universitaria universitat universitaet universite
+university universitatsklinikum uniklinik medical medicine center centre centro centrum
+zentrum general regional county district municipal national memorial royal infirmary institute
+institut instituto istituto foundation fundacion stiftung health healthcare care imaging
+radiology radiologie radiologia radiodiagnostico radiodiagnostic department abteilung servicio
+service unit saint sainte santa santo sankt with wojewodzki powiatowy miejski больница клиника
+госпиталь νοσοκομειο κλινικη αγιασ αγιου αγιοσ αγια
+"""
+GENERIC_PLACE_WORDS = frozenset(_GENERIC_PLACES.split())
 
 WORD_R, DIGIT_R = r"(?![^\W_])", r"(?!\d)"
 # The boundary before a fragment, checked after its first character (a look-behind of two).
@@ -255,13 +276,28 @@ def phone_fragments(value: str) -> Iterator[Fragment]:
 
 
 def phrase_fragments(value: str) -> Iterator[Fragment]:
-    """The words of a phrase in order with any separators between them."""
+    """The words of a phrase in order with any separators between them, and each of its
+    distinctive words alone: a word of four letters or more that is not a word every address
+    or institution has (:data:`GENERIC_PLACE_WORDS`), or a number of five digits or more (a
+    postal code). "Hospital Universitario Santa Leocadia" is found as "Leocadia", "Calle de los
+    Almendrales 17" as "Almendrales"."""
     words = _WORDS.findall(fold(value))
     if sum(len(w) for w in words) < MIN_PHRASE:
         return
     text = words[0]
     middle = "".join(r"[\W_]*" + re.escape(w) for w in words[1:])
     yield _literal(text, middle, words[-1][-1])
+    for word in words if len(words) > 1 else []:
+        if _distinctive(word):
+            yield _literal(word)
+
+
+def _distinctive(word: str) -> bool:
+    if word.isdigit():
+        return len(word) >= MIN_ID_DIGIT_RUN
+    if _UNSPACED.search(word):
+        return len(word) >= MIN_CJK_TOKEN
+    return sum(c.isalpha() for c in word) >= MIN_PHRASE and word not in GENERIC_PLACE_WORDS
 
 
 def address_parts(value: str) -> list[str]:

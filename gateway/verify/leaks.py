@@ -26,6 +26,7 @@ from gateway.identity.benign import (
     CODE_MEANING,
     CODE_VALUE,
     CODING_SCHEME_DESIGNATOR,
+    LABEL_CODE_STRINGS,
     LONG_CODE_VALUE,
     URN_CODE_VALUE,
     is_standard_meaning,
@@ -297,6 +298,8 @@ def benign_kind(path: str, texts: dict[str, list[str]], kept_vrs: frozenset[str]
     if tag == CODE_MEANING:
         meanings = texts.get(path, [])
         return "standard" if meanings and all(_standard(texts, path, t) for t in meanings) else ""
+    if tag in LABEL_CODE_STRINGS:
+        return ""
     return "benign" if tag in BENIGN_TAGS or _dictionary_vr(tag) in kept_vrs | {"CS"} else ""
 
 

@@ -261,7 +261,7 @@ def test_the_cleaner_removes_every_planted_form_and_keeps_the_rest(
 @pytest.fixture
 def broken_cleaner(monkeypatch: pytest.MonkeyPatch) -> None:
     """The de-identifier neither collects identifying values nor cleans text: a cleaner bug."""
-    monkeypatch.setattr(textclean.TextCleaner, "clean", lambda self, value, generic=True: value)
+    monkeypatch.setattr(textclean.TextCleaner, "clean", lambda self, value, *args: value)
     monkeypatch.setattr(textclean.TextCleaner, "needs_cleaning", lambda self, text: False)
     for module in (actions, rawactions):
         monkeypatch.setattr(module, "collect_values", lambda run, tag, vr, found: None)

@@ -84,13 +84,15 @@ def _settled(g: object, run: Run) -> bool:
 
 
 def _quarantine(listing: str) -> list[tuple[str, str, str]]:
-    """(reason class, modality, reason) per line of ``quarantine list``."""
-    out = []
-    for line in listing.splitlines()[1:]:
-        if len(line) < 77:
-            continue
-        out.append((line[55:65].strip(), line[67:75].strip(), line[77:].strip()))
-    return out
+    """(reason class, modality, reason) per line of ``quarantine list --jobs``, by the columns
+    its header names."""
+    lines = listing.splitlines()
+    if not lines or not lines[0].startswith("job"):
+        return []
+    head = lines[0]
+    cls, modality, reason = head.index("class"), head.index("modality"), head.index("reason")
+    return [(line[cls:modality].strip(), line[modality:reason].strip(), line[reason:].strip())
+            for line in lines[1:] if len(line) > reason]
 
 
 def _through_gateway(profile: str, truth: realistic.Truth, root: Path) -> Run:
@@ -106,7 +108,7 @@ def _through_gateway(profile: str, truth: realistic.Truth, root: Path) -> Run:
         run.send_rc, run.send_tail = proc.returncode, (proc.stdout + proc.stderr)[-1500:]
         with contextlib.suppress(TimeoutError):  # reported below with the states reached
             wait_for(lambda: _settled(g, run), SETTLE_SECONDS, 0.5, "every job sent or held")
-        listing = g.cli("quarantine", "list", "--limit", "100000").stdout
+        listing = g.cli("quarantine", "list", "--jobs", "--limit", "100000").stdout
         run.quarantined = _quarantine(listing)
         g.cli("map", "export", str(root / "map"), "--reason", "acceptance test")
     run.outputs = sorted(p for p in sink.rglob("*.dcm") if ".tmp" not in p.parts)
