@@ -94,7 +94,7 @@ def build_services(settings: Settings) -> StageServices:
     Built inside each worker process (never before a fork): database connections and caches
     are per process; consistency across processes comes from the keyed derivation.
     """
-    services = StageServices(settings=settings)
+    services = StageServices(settings=settings, memory_dir=settings.spool.root)
     if needs_pseudonyms(settings):
         from gateway.pseudonyms.factory import open_pseudonymizer
 

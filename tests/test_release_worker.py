@@ -63,22 +63,29 @@ def test_release_with_override_gets_through_and_without_is_held_again(tmp_path: 
 
 def test_release_with_a_profile_replaces_the_configured_one(tmp_path: Path) -> None:
     """A job released with a named profile is de-identified by it instead of the site profile
-    (the shipped basic profile keeps code meanings as known safe, so verify holds it again);
-    with the override on top it gets through, and the ruleset names both."""
+    (which keeps the code meanings as written): the shipped basic profile cleans the local code
+    meaning of the name and the job gets through; with an override on top the ruleset names
+    both."""
     w = World(tmp_path)
-    w.receive(named_procedure_ct(1), "job1")
+    ds = named_procedure_ct(1)
+    w.receive(ds, "job1")
     w.run()
+    assert w.state("job1") == JobState.QUARANTINED
     basic = w.rules("basic", (Path(__file__).parents[1] / "rules/profiles/basic.yaml")
                     .read_text())
     w.release_jobs(["job1"], profile=basic)
     w.run()
     info = w.store.get("job1")
-    assert info is not None and info.state == JobState.QUARANTINED
-    assert info.reason_stage == "verify"  # verify ran on the released job
+    assert info is not None and info.state == JobState.READY
+    assert "+basic@" in (info.ruleset or "")
+    out = dcmread(w.spool.outgoing_path("job1"))
+    assert out.ProcedureCodeSequence[0].CodeMeaning == "CT chest ***"
     with_override = w.rules("clean-code-meanings", CLEAN_CODE_MEANINGS)
-    w.release_jobs(["job1"], profile=basic, override=with_override)
+    w.receive(named_procedure_ct(2), "job2")
     w.run()
-    info = w.store.get("job1")
+    w.release_jobs(["job2"], profile=basic, override=with_override)
+    w.run()
+    info = w.store.get("job2")
     assert info is not None and info.state == JobState.READY
     assert "+basic+clean-code-meanings@" in (info.ruleset or "")
 

@@ -86,6 +86,8 @@ def apply(run: Run, ds: Dataset, tag: BaseTag, vr: str, rule: Rule, path: tuple[
         collect(run, tag, vr, elem)
     handler = _HANDLERS.get(code, _remove)
     handler(run, ds, elem, vr, path, mode)
+    if code in ("K", "U*") and vr != "SQ" and not rule.collect:
+        queue_kept_text(run, ds, tag, vr, path)
     if run.record is not None:
         shown = code if code == rule.code else f"{rule.code}>{code}"
         _record(run, path, tag, vr, shown, rule, old, ds[tag].value if tag in ds else REMOVED)
@@ -133,7 +135,9 @@ def collect_values(run: Run, tag: int, vr: str, found: list[Any]) -> None:
 def queue_kept_text(run: Run, ds: Dataset, tag: BaseTag, vr: str, path: tuple[int, ...]) -> bool:
     """Text the profile keeps leaves the gateway too: queue it for cleaning of the instance's
     identity (a Code Meaning as such, see :func:`standard_meaning`), unless it is benign
-    (:mod:`gateway.identity.benign`). False when the element is not such text."""
+    (:mod:`gateway.identity.benign`). False when the element is not such text. (A site
+    override that keeps an attribute is obeyed as written: the callers do not queue it, and
+    verify judges it.)"""
     itag = int(tag)
     if itag in BENIGN_TAGS or ((itag >> 16) & 1 and (itag & 0xFFFF) <= 0xFF):
         return False  # (private creators name their block)
@@ -241,8 +245,6 @@ def _keep(run: Run, ds: Dataset, elem: DataElement, vr: str, path: tuple[int, ..
         from gateway.deid.engine import walk_sequence
 
         walk_sequence(run, elem, path, mode)
-    else:
-        queue_kept_text(run, ds, elem.tag, vr, path)
 
 
 def _uid(run: Run, ds: Dataset, elem: DataElement, vr: str, path: tuple[int, ...],

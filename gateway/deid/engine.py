@@ -29,7 +29,7 @@ from gateway.deid.iod import IodTypes, NoIodTypes
 from gateway.deid.knownsafe import SAFE_VRS
 from gateway.deid.options import Option
 from gateway.deid.textclean import PatternCache, TextCleaner
-from gateway.identity import Identity, IdentityMemory, memory_keys
+from gateway.identity import Identity, IdentityMemory, Memory, memory_keys
 from gateway.pipeline.stage import StageContext
 from gateway.pseudonyms.interface import PatientPseudonym, Pseudonymizer
 
@@ -103,6 +103,8 @@ class Deidentifier:
     ``fast`` (the default) applies actions to undecoded elements wherever the output is the same
     (:mod:`gateway.deid.rawactions`); ``fast=False`` decodes every element it changes, which is
     what the tests compare the fast path with. ``explain`` (a ``record`` callback) always decodes.
+    ``memory`` is what the engine learns about studies and patients (this process's own when
+    not given; the node's, shared by its workers, in the gateway).
     """
 
     def __init__(
@@ -112,17 +114,28 @@ class Deidentifier:
         iod: IodTypes | None = None,
         *,
         fast: bool = True,
+        memory: Memory | None = None,
     ) -> None:
         self.compiled = compiled
         self.pseudonymizer = pseudonymizer
         self.iod = iod or NoIodTypes()
         self.patterns = PatternCache()
         # What earlier instances of a study or patient taught (DESIGN decision 11).
-        self.memory = IdentityMemory()
+        self.memory: Memory = memory if memory is not None else IdentityMemory()
         self.fast = fast
         self.marker_cache = markers.MarkerCache(compiled)
         self._kept: set[tuple[int, str]] = set()
         self._shifts: dict[tuple[str, str, int], str | None] = {}
+
+    def learn(self, ds: Dataset) -> None:
+        """Remember what ``ds`` teaches about its study and patient before any instance of them
+        is cleaned (:mod:`gateway.deid.learn`); ``ds`` is not changed."""
+        from gateway.deid.learn import collect_identity
+
+        fast = _pydicom_defaults()
+        keys = _memory_keys(ds, fast)
+        identity = collect_identity(self.compiled, ds)
+        self.memory.learn(keys, identity, self.memory.recall(keys))
 
     def apply(self, ds: Dataset, ctx: StageContext, record: Recorder | None = None) -> DeidResult:
         """De-identify ``ds`` in place; identifying input values are added to ctx.identifiers."""
@@ -145,8 +158,9 @@ class Deidentifier:
         walk(run, ds, (), "")
         actions.remove_overlay_groups(run, ds)
         identity = run.found.copy()
-        identity.update(self.memory.recall(keys))
-        self.memory.learn(keys, run.found)
+        known = self.memory.recall(keys)
+        identity.update(known)
+        self.memory.learn(keys, run.found, known)
         clean_pending(run, identity)
         applied = markers.write_markers(run, ds)
         markers.replace_file_meta(run, ds)

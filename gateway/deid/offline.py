@@ -127,9 +127,10 @@ class Worker:
     """The stages of one process, built once, applied to file after file."""
 
     def __init__(self, settings: Settings, factory: PseudonymizerFactory, out: Path,
-                 quarantine: Path | None) -> None:
+                 quarantine: Path | None, memory_dir: Path | None = None) -> None:
         self.pseudonymizer = factory(settings)
-        services = StageServices(settings=settings, pseudonymizer=self.pseudonymizer)
+        services = StageServices(settings=settings, pseudonymizer=self.pseudonymizer,
+                                 memory_dir=memory_dir)
         self.stages: list[Stage] = build_pipeline(stage_names(settings), services)
         self.out = out
         self.quarantine = quarantine
@@ -189,9 +190,9 @@ _WORKER: Worker | None = None
 
 
 def _init_worker(settings: Settings, factory: PseudonymizerFactory, out: Path,
-                 quarantine: Path | None) -> None:
+                 quarantine: Path | None, memory_dir: Path | None) -> None:
     global _WORKER  # one per worker process, built by the pool's initializer
-    _WORKER = Worker(settings, factory, out, quarantine)
+    _WORKER = Worker(settings, factory, out, quarantine, memory_dir)
     # Pool workers end without running atexit hooks; Finalize runs at their exit.
     multiprocessing.util.Finalize(_WORKER, _WORKER.close, exitpriority=10)
 
@@ -238,20 +239,26 @@ def anonymize_tree(
     paths: Sequence[Path] = list(iter_inputs(source))
     summary = Summary()
     bar = Progress(len(paths), progress)
-    if jobs <= 1:
-        worker = Worker(settings, pseudonymizer_factory, out, quarantine)
-        try:
-            for path in paths:
-                summary.add(worker.run(path))
-                bar.update(summary)
-        finally:
-            worker.close()
-    else:
-        init = (settings, pseudonymizer_factory, out, quarantine)
-        with ProcessPoolExecutor(max_workers=jobs, initializer=_init_worker,
-                                 initargs=init) as pool:
-            for result in pool.map(_run_one, paths, chunksize=8):
-                summary.add(result)
-                bar.update(summary)
+    # What one study or patient taught, shared by the run's processes (mode 0700, removed after:
+    # it holds identifying values, never the output folder's business).
+    memory_dir = Path(tempfile.mkdtemp(prefix="deid-identity-"))
+    try:
+        if jobs <= 1:
+            worker = Worker(settings, pseudonymizer_factory, out, quarantine, memory_dir)
+            try:
+                for path in paths:
+                    summary.add(worker.run(path))
+                    bar.update(summary)
+            finally:
+                worker.close()
+        else:
+            init = (settings, pseudonymizer_factory, out, quarantine, memory_dir)
+            with ProcessPoolExecutor(max_workers=jobs, initializer=_init_worker,
+                                     initargs=init) as pool:
+                for result in pool.map(_run_one, paths, chunksize=8):
+                    summary.add(result)
+                    bar.update(summary)
+    finally:
+        shutil.rmtree(memory_dir, ignore_errors=True)
     bar.update(summary, final=True)
     return summary

@@ -68,7 +68,8 @@ def apply(run: Run, ds: Dataset, tag: BaseTag, elem: RawDataElement, vr: str, ru
     if code in ("K", "U*"):  # U* on an element that is not a sequence: kept
         if code == "U*" or rule.collect:
             collect(run, itag, vr, found)
-        queue_kept_text(run, ds, tag, vr, path)
+        if not rule.collect:
+            queue_kept_text(run, ds, tag, vr, path)
         return True
     result = _HANDLERS.get(code, _remove)(run, itag, vr, found, path)
     if result is FALLBACK:

@@ -24,6 +24,7 @@ from gateway.deid.profile import (
     with_site_override,
 )
 from gateway.deid.ruledata import DEFAULT_RULES_DIR, load_rule_data
+from gateway.identity import Memory, open_memory
 from gateway.pipeline.stage import (
     Outcome,
     ReleaseRules,
@@ -78,12 +79,16 @@ def compile_release(settings: DeidSettings, rules: ReleaseRules) -> CompiledProf
     return compile_profile(loaded, digest, load_rule_data(rules_dir))
 
 
+MEMORY_FILE = "identity-memory.sqlite"
+
+
 def build_deidentifier(settings: DeidSettings, pseudonymizer: Pseudonymizer,
-                       profile: str | None = None) -> Deidentifier:
+                       profile: str | None = None, memory: Memory | None = None
+                       ) -> Deidentifier:
     """The engine for the configured profile with the generated IOD Type table."""
     return Deidentifier(
         compile_from_settings(settings, profile), pseudonymizer,
-        TableIodTypes.load(_rules_dir(settings)),
+        TableIodTypes.load(_rules_dir(settings)), memory=memory,
     )
 
 
@@ -94,6 +99,15 @@ class DeidentifyStage:
 
     def __init__(self, engine: Deidentifier) -> None:
         self.engine = engine
+
+    def observe_input(self, ds: Dataset, ctx: StageContext) -> None:
+        """Learn what the instance teaches about its study and patient before any instance of
+        the worker's batch is cleaned; best effort (the cleaning itself collects again)."""
+        try:
+            self.engine.learn(ds)
+        except (ValueError, TypeError, KeyError, AttributeError, IndexError, OverflowError,
+                UnicodeError):
+            return
 
     def __call__(self, ds: Dataset, ctx: StageContext) -> Outcome:
         try:
@@ -110,7 +124,9 @@ class DeidentifyStage:
 def make_stage(services: StageServices) -> Stage:
     if services.pseudonymizer is None:
         raise StageConfigError("deidentify: the stage needs a pseudonymizer (services)")
-    return DeidentifyStage(build_deidentifier(services.settings.deid, services.pseudonymizer))
+    memory = open_memory(services.memory_dir, MEMORY_FILE)
+    return DeidentifyStage(build_deidentifier(services.settings.deid, services.pseudonymizer,
+                                              memory=memory))
 
 
 def make_release_stage(services: StageServices, rules: ReleaseRules) -> Stage:
@@ -119,5 +135,6 @@ def make_release_stage(services: StageServices, rules: ReleaseRules) -> Stage:
         raise StageConfigError("deidentify: the stage needs a pseudonymizer (services)")
     settings = services.settings.deid
     engine = Deidentifier(compile_release(settings, rules), services.pseudonymizer,
-                          TableIodTypes.load(_rules_dir(settings)))
+                          TableIodTypes.load(_rules_dir(settings)),
+                          memory=open_memory(services.memory_dir, MEMORY_FILE))
     return DeidentifyStage(engine)

@@ -9,7 +9,14 @@ kept by the one and not counted by the other.
 """
 
 from gateway.identity.fold import fold, fold_map, squash
-from gateway.identity.model import OWN_VOCABULARY, Identity, IdentityMemory, memory_keys
+from gateway.identity.model import (
+    OWN_VOCABULARY,
+    Identity,
+    IdentityMemory,
+    Memory,
+    memory_keys,
+    open_memory,
+)
 
-__all__ = ["OWN_VOCABULARY", "Identity", "IdentityMemory", "fold", "fold_map", "memory_keys",
-           "squash"]
+__all__ = ["OWN_VOCABULARY", "Identity", "IdentityMemory", "Memory", "fold", "fold_map",
+           "memory_keys", "open_memory", "squash"]

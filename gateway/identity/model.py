@@ -18,6 +18,8 @@ from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
+from pathlib import Path
+from typing import Protocol
 
 from gateway.identity import variants
 from gateway.identity.fold import squash
@@ -117,8 +119,10 @@ class IdentityMemory:
                 out.update(entry)
         return out
 
-    def learn(self, keys: Iterable[str], identity: Identity) -> None:
-        """Remember the values of ``identity`` (not its UIDs) under each of ``keys``."""
+    def learn(self, keys: Iterable[str], identity: Identity, known: Identity | None = None
+              ) -> None:
+        """Remember the values of ``identity`` (not its UIDs) under each of ``keys`` (``known``,
+        what :meth:`recall` gave, spares a shared memory its writes)."""
         for key in keys:
             entry = self._entries.get(key)
             if entry is None:
@@ -136,6 +140,25 @@ class IdentityMemory:
 
     def __len__(self) -> int:
         return len(self._entries)
+
+
+class Memory(Protocol):
+    """What the de-identifier and verify need of a memory: :class:`IdentityMemory` (this
+    process) or :class:`gateway.identity.shared.SharedIdentityMemory` (the node)."""
+
+    def recall(self, keys: Iterable[str]) -> Identity: ...
+
+    def learn(self, keys: Iterable[str], identity: Identity, known: Identity | None = None
+              ) -> None: ...
+
+
+def open_memory(folder: Path | None, name: str) -> Memory:
+    """The node's memory file ``name`` in ``folder``, or this process's own when None."""
+    if folder is None:
+        return IdentityMemory()
+    from gateway.identity.shared import SharedIdentityMemory
+
+    return SharedIdentityMemory(Path(folder) / name)
 
 
 def memory_keys(study_uid: str, patient_id: str, issuer: str, patient_name: str) -> list[str]:

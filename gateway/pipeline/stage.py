@@ -119,6 +119,9 @@ class StageServices:
     pseudonymizer: Any = None
     # Anything else a stage needs that is expensive to build (model clients, caches).
     extras: dict[str, Any] = field(default_factory=dict)
+    # Where the node's identity memory lives, shared by its processes (the spool in the
+    # gateway; a folder of its own in an offline run). None: each stage remembers alone.
+    memory_dir: Path | None = None
 
 
 class StageFactory(Protocol):

@@ -74,13 +74,16 @@ def _no_report(_stage: str, _outcome: Outcome, _seconds: float) -> None:
 
 
 def run_stages(
-    stages: Sequence[Stage], ds: Dataset, ctx: StageContext, report: StageReport = _no_report
+    stages: Sequence[Stage], ds: Dataset, ctx: StageContext, report: StageReport = _no_report,
+    observed: tuple[Outcome, str] | None = None,
 ) -> Result:
     """Run stages in order until one does not continue; exceptions become quarantine.
 
+    The stages' ``observe_input`` hooks run first, unless ``observed`` is what they gave when
+    run already (a worker runs them for every instance of its batch before processing any).
     Each stage is timed and reported; an exception is reported by its class name only.
     """
-    outcome, observer = observe_input(stages, ds, ctx)
+    outcome, observer = observed or observe_input(stages, ds, ctx)
     if outcome.kind is not OutcomeKind.CONTINUE:
         report(observer, outcome, 0.0)
         return Result(outcome, observer)
@@ -154,8 +157,15 @@ class JobRunner:
     def run_batch(self, jobs: Sequence[ClaimedJob]) -> list[OutcomeKind]:
         """Process each job, make the pseudonym map durable, commit every outcome at once,
         then move the files of filtered and quarantined jobs (database first, files after:
-        a crash in between leaves a job whose state is already decided)."""
-        done = [self._process(job) for job in jobs]
+        a crash in between leaves a job whose state is already decided).
+
+        Every job of the batch is read and observed (the stages' ``observe_input``: what an
+        instance teaches about its study and patient) before any is processed, so that an
+        instance is cleaned with what the other instances of its batch hold."""
+        loaded = [self._load(job) for job in jobs]
+        for item in loaded:
+            item.observe()
+        done = [self._run(item) for item in loaded]
         if self._flush is not None and any(d.finish.state is JobState.READY for d in done):
             self._flush_or_retry(jobs, done)
         results = [d.finish for d in done]
@@ -186,9 +196,12 @@ class JobRunner:
 
     def process(self, job: ClaimedJob) -> Finish:
         """Run the pipeline on one job from its original bytes; write the output if any."""
-        return self._process(job).finish
+        item = self._load(job)
+        item.observe()
+        return self._run(item).finish
 
-    def _process(self, job: ClaimedJob) -> _Processed:
+    def _load(self, job: ClaimedJob) -> _Loaded:
+        """Read the job's original bytes and pick its stages (or decide it cannot run)."""
         track = _Tracker(self._observe, job)
         src = self._spool.incoming_path(job.id)
         ctx = StageContext(
@@ -196,6 +209,7 @@ class JobRunner:
         )
         decoding = time.perf_counter()
         failed: Finish | None = None
+        ds: Dataset | None = None
         try:
             # Values over 16 MiB (large pixel data) stay in the file until a stage reads them or the
             # output is written, so a large instance is not held twice in memory.
@@ -210,13 +224,19 @@ class JobRunner:
                 failed = self._quarantine("decode: no SOP Class or Instance UID", "decode", job,
                                           "decode")
         track.stage("decode", _as_outcome(failed), time.perf_counter() - decoding)
-        if failed is not None:
-            return _Processed(failed, track, "decode")
+        if failed is not None or ds is None:
+            return _Loaded(job, ctx, track, None, (), failed, "decode")
         track.watch(ds)
         stages, failed = self._stages_for(job, track)
-        if failed is not None:
-            return _Processed(failed, track, "release")
-        result = run_stages(stages, ds, ctx, track.stage)
+        return _Loaded(job, ctx, track, ds, stages, failed, "release")
+
+    def _run(self, item: _Loaded) -> _Processed:
+        """Run the stages of a loaded job and write its output (or decide what holds it)."""
+        job, ctx, track, ds = item.job, item.ctx, item.track, item.ds
+        if item.failed is not None or ds is None:
+            assert item.failed is not None
+            return _Processed(item.failed, track, item.failed_stage)
+        result = run_stages(item.stages, ds, ctx, track.stage, item.observed)
         if ctx.notes.get("pixels_cleaned"):
             self._observe("scrubbed", track.labels, 1)
         outcome = result.outcome
@@ -343,6 +363,25 @@ class _Tracker:
         if uid:
             fields["sop_instance_uid"] = uid
         log.info("stage", **fields)
+
+
+@dataclass
+class _Loaded:
+    """A claimed job read from the spool, with its stages, before it is processed."""
+
+    job: ClaimedJob
+    ctx: StageContext
+    track: _Tracker
+    ds: Dataset | None
+    stages: Sequence[Stage]
+    failed: Finish | None  # the job cannot run (unreadable, unusable release rules)
+    failed_stage: str
+    observed: tuple[Outcome, str] | None = None
+
+    def observe(self) -> None:
+        """Run the stages' ``observe_input`` hooks on the input as it came."""
+        if self.failed is None and self.ds is not None:
+            self.observed = observe_input(self.stages, self.ds, self.ctx)
 
 
 @dataclass

@@ -16,12 +16,13 @@ from pydicom import Dataset
 from gateway.deid.options import Option
 from gateway.deid.profile import load_profile
 from gateway.deid.ruledata import DEFAULT_RULES_DIR, RuleData, load_rule_data
-from gateway.identity import OWN_VOCABULARY, Identity, IdentityMemory, squash
+from gateway.identity import OWN_VOCABULARY, Identity, IdentityMemory, Memory, open_memory, squash
 from gateway.pipeline.stage import Outcome, Stage, StageContext, StageServices
 from gateway.verify.identity import Retained, extract
 from gateway.verify.leaks import VerifyCache, find_leaks
 
 MAX_PATHS = 5
+MEMORY_FILE = "verify-memory.sqlite"  # verify's own memory, apart from the de-identifier's
 NOTE = "verify.identity"  # ctx.notes key of what observe_input read
 
 
@@ -31,17 +32,18 @@ class VerifyStage:
     name = "verify"
 
     def __init__(self, retained: Retained | None = None,
-                 ignore: frozenset[str] = OWN_VOCABULARY) -> None:
+                 ignore: frozenset[str] = OWN_VOCABULARY, memory: Memory | None = None) -> None:
         self.retained = retained or Retained()
         self.patterns = VerifyCache(ignore=ignore)
-        self.memory = IdentityMemory()
+        self.memory: Memory = memory if memory is not None else IdentityMemory()
 
     def observe_input(self, ds: Dataset, ctx: StageContext) -> None:
         """Read the input's identity before any stage changes it."""
         own, keys = extract(ds, self.retained)
         identity = own.copy()
-        identity.update(self.memory.recall(keys))
-        self.memory.learn(keys, own)
+        known = self.memory.recall(keys)
+        identity.update(known)
+        self.memory.learn(keys, own, known)
         ctx.notes[NOTE] = identity
 
     def __call__(self, ds: Dataset, ctx: StageContext) -> Outcome:
@@ -77,4 +79,5 @@ def make_stage(services: StageServices) -> Stage:
     profile, _digest = load_profile(deid.profile, rules_dir)
     retained = retained_by_options(frozenset(profile.options), load_rule_data(rules_dir))
     prefix = squash(services.settings.pseudonyms.patient_name_prefix)
-    return VerifyStage(retained, OWN_VOCABULARY | {prefix})
+    memory = open_memory(services.memory_dir, MEMORY_FILE)
+    return VerifyStage(retained, OWN_VOCABULARY | {prefix}, memory)

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.identity import Identity, IdentityMemory, fold, fold_map, memory_keys
+from gateway.identity import Identity, IdentityMemory, fold, fold_map, memory_keys, shared
 from gateway.identity.fold import original_span
+from gateway.identity.shared import SharedIdentityMemory
 
 
 def _pattern(identity: Identity) -> re.Pattern[str]:
@@ -171,3 +173,34 @@ def test_memory_never_keeps_uids() -> None:
     memory = IdentityMemory()
     memory.learn(["study:1"], Identity(uid={"1.2.3.4"}, id={"12345"}))
     assert memory.recall(["study:1"]) == Identity(id={"12345"})
+
+
+def test_the_node_shares_its_memory_between_processes(tmp_path: Path) -> None:
+    """Two workers opening the node's memory file see what the other learned, hashed keys only."""
+    one = SharedIdentityMemory(tmp_path / "memory.sqlite")
+    two = SharedIdentityMemory(tmp_path / "memory.sqlite")
+    keys = memory_keys("1.2.3", "P1", "", "")
+    one.learn(keys, Identity(name={"Okafor^Chidi"}, uid={"1.2.3.4"}))
+    assert two.recall(["study:1.2.3"]) == Identity(name={"Okafor^Chidi"})
+    assert b"1.2.3" not in (tmp_path / "memory.sqlite").read_bytes()  # keys are stored hashed
+    assert (tmp_path / "memory.sqlite").stat().st_mode & 0o077 == 0
+
+
+def test_the_node_memory_forgets_the_oldest_keys(tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """Beyond its size the least recently learned keys are forgotten."""
+    monkeypatch.setattr(shared, "PRUNE_EVERY", 1)
+    memory = SharedIdentityMemory(tmp_path / "memory.sqlite", size=3)
+    for i in range(6):
+        memory.learn([f"study:{i}"], Identity(id={f"ID{i:06d}"}))
+    assert len(memory) == 3
+    assert memory.recall(["study:0"]) == Identity()
+    assert memory.recall(["study:5"]) == Identity(id={"ID000005"})
+
+
+def test_an_unusable_memory_file_falls_back_to_the_process(tmp_path: Path) -> None:
+    """When the file cannot be opened the process remembers alone and nothing fails."""
+    (tmp_path / "memory.sqlite").mkdir()  # a folder where the file should be
+    memory = SharedIdentityMemory(tmp_path / "memory.sqlite")
+    memory.learn(["study:1"], Identity(name={"Okafor^Chidi"}))
+    assert memory.recall(["study:1"]).name == {"Okafor^Chidi"}

@@ -70,9 +70,14 @@ class Run:
 
 
 def _send(port: int, src: Path) -> subprocess.CompletedProcess[str]:
+    """dcmsend the folder's files study by study, series by series, as a modality or a PACS
+    routing rule sends a study: images before the reports and presentation states that refer
+    to them. (``dcmsend +sd +r`` would send them in the order the file system lists them, a
+    report before the images whose contact details it repeats, and no gateway can clean a
+    value that no instance has shown it yet.)"""
     env = {**os.environ, "TCP_NODELAY": "1"}
-    cmd = [DCMSEND, "-aet", "MODALITY", "-aec", "DEID_GATEWAY", "+sd", "+r", "127.0.0.1",
-           str(port), str(src)]
+    files = sorted(str(p) for p in src.rglob("*.dcm"))
+    cmd = [DCMSEND, "-aet", "MODALITY", "-aec", "DEID_GATEWAY", "127.0.0.1", str(port), *files]
     return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
 
 
@@ -120,9 +125,12 @@ def _through_gateway(profile: str, truth: realistic.Truth, root: Path) -> Run:
 # ------------------------------------------------------------------ what the truth says
 
 
-def _needles(truth: realistic.Truth) -> tuple[Needles, dict[str, set[str]]]:
-    """Every needle, and what each folded needle is (for the summary)."""
+def _needles(truth: realistic.Truth) -> tuple[Needles, dict[str, set[str]], dict[str, set[str]]]:
+    """Every needle, what each folded needle is (for the summary), and the patients whose
+    dates each date needle is (a date is only that patient's: after the research profile's
+    shift one patient's date may fall on another's, which reveals neither)."""
     labels: dict[str, set[str]] = defaultdict(set)
+    date_of: dict[str, set[str]] = defaultdict(set)
     raw: set[str] = set()
     for p in truth.patients:
         kinds = _token_sources(p)
@@ -132,10 +140,14 @@ def _needles(truth: realistic.Truth) -> tuple[Needles, dict[str, set[str]]]:
         for source, value in p.values:
             raw.add(value)
             labels[fold(value)].add(f"value:{source}")
-    for _inst, v in truth.variants():
+            if source.endswith("date"):
+                date_of[fold(value)].add(p.key)
+    for inst, v in truth.variants():
         raw.add(v.form)
         labels[fold(v.form)].add(f"{v.kind}/{v.accents}/{v.case}")
-    return Needles(raw), labels
+        if v.kind.startswith("date."):
+            date_of[fold(v.form)].add(inst.patient)
+    return Needles(raw), labels, date_of
 
 
 def _token_sources(p: realistic.PatientTruth) -> dict[str, str]:
@@ -157,7 +169,7 @@ class Findings:
 
 
 def _inspect(run: Run, truth: realistic.Truth) -> Findings:
-    needles, labels = _needles(truth)
+    needles, labels, date_of = _needles(truth)
     by_sop = truth.by_sop_instance()
     originals = truth.all_uids()
     found = Findings()
@@ -172,7 +184,8 @@ def _inspect(run: Run, truth: realistic.Truth) -> Findings:
         values: dict[str, list[str]] = defaultdict(list)
         for tv in texts(ds):
             values[tv.path].append(tv.text)
-            hits = needles.find(tv.text)
+            hits = [h for h in needles.find(tv.text)
+                    if inst is None or h not in date_of or inst.patient in date_of[h]]
             found.values += bool(hits)
             for hit in hits:
                 for label in sorted(labels.get(hit, {"?"})):
