@@ -37,7 +37,10 @@ from pydicom.uid import (
     RLELossless,
 )
 
+from gateway.byteorder import to_little_endian
 from gateway.pixels.boxes import Box
+
+PIXEL_DATA = 0x7FE00010
 
 NATIVE = frozenset({ImplicitVRLittleEndian, ExplicitVRLittleEndian, ExplicitVRBigEndian,
                     DeflatedExplicitVRLittleEndian})
@@ -203,6 +206,8 @@ def encode(ds: Dataset, dec: Decoded, fallback: str) -> UID:
 
 
 def _write(ds: Dataset, arr: np.ndarray, dec: Decoded, target: UID) -> None:
+    if dec.transfer_syntax == ExplicitVRBigEndian:
+        to_little_endian(ds, skip=(PIXEL_DATA,))  # the whole data set, not the pixels alone
     if dec.transfer_syntax in (ExplicitVRBigEndian, DeflatedExplicitVRLittleEndian):
         ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
     ds.set_pixel_data(arr, dec.photometric, dec.bits_stored, generate_instance_uid=False)
