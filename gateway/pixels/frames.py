@@ -194,7 +194,9 @@ def encode(ds: Dataset, dec: Decoded, fallback: str) -> UID:
     target = ts if (ts in REENCODE_SAME or ts in NATIVE) else FALLBACKS[fallback]
     if target in (ExplicitVRBigEndian, DeflatedExplicitVRLittleEndian):
         target = ExplicitVRLittleEndian  # retired / no encoder: the plain little endian form
-    arr = dec.frames if dec.count > 1 else dec.frames[0]
+    # A frame axis keeps Number of Frames: pydicom removes it for a single-frame array, but a
+    # multi-frame IOD requires it, also for one frame (a WSI label or overview, PS3.3 C.7.6.6).
+    arr = dec.frames if dec.count > 1 or "NumberOfFrames" in ds else dec.frames[0]
     ratio = _compression_ratio(ds) if dec.lossy else None
     try:
         _write(ds, arr, dec, target)
