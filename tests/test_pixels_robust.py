@@ -139,6 +139,31 @@ def test_file_meta_without_transfer_syntax_is_read_as_its_encoding(tmp_path: Pat
     assert outcome.kind is OutcomeKind.CONTINUE
 
 
+def test_scrubbed_file_without_transfer_syntax_is_written_in_its_encoding(
+    tmp_path: Path,
+) -> None:
+    """When the pixels of a file whose meta lacks the Transfer Syntax UID are blanked, the
+    output names the syntax it was read in and reads back with the box blanked."""
+    ds = grey16(64, 96).ds
+    before = ds.pixel_array.copy()
+    del ds.file_meta.TransferSyntaxUID
+    ds.preamble = bytes(128)
+    source = tmp_path / "in.dcm"
+    ds.save_as(source, implicit_vr=True, little_endian=True, enforce_file_format=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        read = dcmread(source)
+    assert "TransferSyntaxUID" not in read.file_meta
+    ctx = StageContext(job_id="t")
+    assert _stage()(read, ctx).kind is OutcomeKind.CONTINUE
+    assert ctx.notes["pixels_cleaned"]
+    write_instance(read, tmp_path / "out.dcm")
+    out = dcmread(tmp_path / "out.dcm")
+    assert out.file_meta.TransferSyntaxUID == ImplicitVRLittleEndian
+    assert (out.pixel_array[BOX.y0:BOX.y1, BOX.x0:BOX.x1] == 0).all()
+    assert out.pixel_array.shape == before.shape
+
+
 def test_scrubbed_big_endian_is_written_whole_as_little_endian(tmp_path: Path) -> None:
     """A big endian image whose pixels are blanked is written as Explicit VR Little Endian with
     every OW word (nested LUT Data included) in little endian order."""

@@ -111,8 +111,16 @@ def is_lossy(ds: Dataset, ts: UID) -> bool:
 
 
 def decode(ds: Dataset) -> Decoded:
-    """Every frame as stored (colour kept in YBR_FULL for lossless inputs), or an error."""
+    """Every frame as stored (colour kept in YBR_FULL for lossless inputs), or an error.
+
+    A file meta without Transfer Syntax UID gets the inferred one (pydicom's decoders read it
+    there; the de-identifier would write the same)."""
     ts = transfer_syntax(ds)
+    meta = getattr(ds, "file_meta", None)
+    if meta is None:
+        ds.file_meta = meta = FileMetaDataset()
+    if not meta.get("TransferSyntaxUID"):
+        meta.TransferSyntaxUID = ts
     pi = str(ds.get("PhotometricInterpretation", "")).strip().upper()
     lossy = is_lossy(ds, ts)
     raw = not (lossy and pi.startswith("YBR")) and pi != "YBR_FULL_422"
