@@ -4,6 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 TORCH  ?= torch==2.13.0
 EXTRAS ?= postgres,torch,ocr,codecs,test
+HEUDICONV ?= heudiconv==1.5.1
 
 .PHONY: run install system-deps test lint unit bench clean
 
@@ -13,6 +14,9 @@ $(VENV)/.installed: pyproject.toml
 	# torch first and pinned: the CPU build on local disk; the extra's range then adds nothing.
 	$(PY) -m pip install -q "$(TORCH)"
 	$(PY) -m pip install -q -e ".[$(EXTRAS)]"
+	# heudiconv's test DICOM files (tests/integration/test_realworld.py); its own dependencies
+	# (datalad, nipype...) are heavy and not needed to read them
+	$(PY) -m pip install -q --no-deps "$(HEUDICONV)"
 	touch $@
 
 install: system-deps $(VENV)/.installed

@@ -20,6 +20,7 @@ from pydicom.dataset import FileMetaDataset
 from pydicom.encaps import encapsulate
 from pydicom.uid import (
     UID,
+    ExplicitVRBigEndian,
     ExplicitVRLittleEndian,
     ImplicitVRLittleEndian,
     JPEG2000Lossless,
@@ -187,7 +188,8 @@ def sc(study: Study, series_uid: str, number: int, size: int = 64) -> Dataset:
 
 def save(ds: Dataset, path: Path, ts: str = ExplicitVRLittleEndian) -> Path:
     """Write ``ds`` as a Part-10 file in transfer syntax ``ts``. RLE, JPEG-LS and JPEG 2000
-    lossless are encoded here, and so is 8-bit JPEG baseline (by Pillow, marked lossy)."""
+    lossless are encoded here, and so is 8-bit JPEG baseline (by Pillow, marked lossy); Deflated
+    Explicit VR Little Endian and Explicit VR Big Endian are written by pydicom."""
     ds = ds.copy()
     ds.file_meta = _file_meta(ds.SOPClassUID, ds.SOPInstanceUID, ExplicitVRLittleEndian)
     if ts == RLELossless:
@@ -201,10 +203,14 @@ def save(ds: Dataset, path: Path, ts: str = ExplicitVRLittleEndian) -> Path:
         ds["PixelData"].VR = "OB"
         ds["PixelData"].is_undefined_length = True
         ds.LossyImageCompression = "01"
+    elif ts == ExplicitVRBigEndian and int(ds.get("BitsAllocated", 8)) == 16:
+        # pydicom writes OW values as held: give it the words in big endian order
+        ds.PixelData = np.frombuffer(ds.PixelData, "<u2").astype(">u2").tobytes()
     ds.file_meta = _file_meta(ds.SOPClassUID, ds.SOPInstanceUID, ts)
     path.parent.mkdir(parents=True, exist_ok=True)
-    ds.save_as(path, implicit_vr=ts == ImplicitVRLittleEndian, little_endian=True,
-               enforce_file_format=True)
+    # (a Deflated Explicit VR Little Endian file is deflated by pydicom as it is written)
+    ds.save_as(path, implicit_vr=ts == ImplicitVRLittleEndian,
+               little_endian=ts != ExplicitVRBigEndian, enforce_file_format=True)
     return path
 
 

@@ -13,7 +13,14 @@ from typing import Any
 
 import pytest
 from pydicom import dcmread
-from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian, RLELossless, generate_uid
+from pydicom.uid import (
+    DeflatedExplicitVRLittleEndian,
+    ExplicitVRBigEndian,
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+    RLELossless,
+    generate_uid,
+)
 from pynetdicom import AE, _config, evt
 
 from gateway.app import configure_pynetdicom
@@ -39,16 +46,21 @@ class FakePacs:
     syntaxes: list[str]
     statuses: list[int] = field(default_factory=list)  # answers in order, then Success
     received: list[Any] = field(default_factory=list)
+    received_meta: list[Any] = field(default_factory=list)
     associations: int = 0
     server: Any = None
 
     def start(self) -> FakePacs:
+        # Only the syntaxes chosen here are accepted (the gateway's receiver, configured in
+        # this process by the rig, would otherwise make pynetdicom accept anything proposed).
+        _config.UNRESTRICTED_STORAGE_SERVICE = False
         ae = AE(ae_title="FAKEPACS")
         for sop in (dicomgen.CT_IMAGE, dicomgen.MR_IMAGE):
             ae.add_supported_context(sop, self.syntaxes)
 
         def on_store(event: Any) -> int:
             self.received.append(event.dataset)
+            self.received_meta.append(event.file_meta)
             return self.statuses.pop(0) if self.statuses else 0x0000
 
         def on_accept(_event: Any) -> None:
@@ -140,6 +152,27 @@ def test_compressed_falls_back_to_uncompressed(rig: Rig) -> None:
         assert sent == [job]
         [got] = pacs.received
         assert (got.pixel_array == original).all()
+    finally:
+        pacs.stop()
+
+
+@pytest.mark.parametrize("ts", [DeflatedExplicitVRLittleEndian, ExplicitVRBigEndian])
+def test_deflated_and_big_endian_fall_back_to_explicit_little_endian(rig: Rig, ts: str) -> None:
+    """A PACS that accepts neither deflate nor big endian gets the instance in Explicit VR
+    Little Endian, every attribute and pixel the same as sent."""
+    pacs = FakePacs(free_port(), [ExplicitVRLittleEndian, ImplicitVRLittleEndian]).start()
+    try:
+        job = rig.ready_job(ts)
+        original = dcmread(rig.spool.outgoing_path(job))
+        assert original.file_meta.TransferSyntaxUID == ts
+        fwd, sent = _forwarder(rig, pacs.port)
+        _drain(fwd, rig)
+        assert sent == [job]
+        [got] = pacs.received
+        got.file_meta = pacs.received_meta[0]
+        assert got.file_meta.TransferSyntaxUID == ExplicitVRLittleEndian
+        assert (got.pixel_array == original.pixel_array).all()
+        assert got.PatientName == original.PatientName and got.Rows == original.Rows
     finally:
         pacs.stop()
 

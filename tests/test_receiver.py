@@ -9,6 +9,7 @@ import subprocess
 import tempfile
 import time
 import tracemalloc
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +19,12 @@ import numpy as np
 import pytest
 from pydicom import dcmread
 from pydicom.filewriter import write_file_meta_info
-from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+from pydicom.uid import (
+    DeflatedExplicitVRLittleEndian,
+    ExplicitVRLittleEndian,
+    RLELossless,
+    generate_uid,
+)
 from pynetdicom import AE, _config
 from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
 
@@ -27,7 +33,8 @@ from gateway.config import parse_settings
 from gateway.db import make_engine, upgrade
 from gateway.jobs.states import JobState
 from gateway.jobs.store import JobStore
-from gateway.receive.scp import SpoolBudget, StoreHandler, start_receiver
+from gateway.receive.negotiation import accepted_transfer_syntaxes
+from gateway.receive.scp import SpoolBudget, StoreHandler, read_header_facts, start_receiver
 from gateway.spool import Spool
 
 import dicomgen
@@ -164,6 +171,45 @@ def test_compressed_is_stored_as_received(receiver: Receiver, tmp_path: Path) ->
     assoc.release()
     [stored] = list(receiver.spool.incoming.iterdir())
     assert dcmread(stored).PixelData == dcmread(path).PixelData
+
+
+def test_deflated_is_stored_as_received(receiver: Receiver, tmp_path: Path) -> None:
+    """A Deflated Explicit VR Little Endian instance gets Success and is stored deflated, its
+    inflated data set the one that was sent."""
+    study = dicomgen.Study.random(random.Random(6))
+    path = dicomgen.save(dicomgen.ct(study, generate_uid(), 1), tmp_path / "dfl.dcm",
+                         DeflatedExplicitVRLittleEndian)
+    assoc = _assoc(receiver.port, [(dicomgen.CT_IMAGE, [DeflatedExplicitVRLittleEndian])])
+    assert assoc.send_c_store(path).Status == 0x0000
+    assoc.release()
+    [stored] = list(receiver.spool.incoming.iterdir())
+    got, sent = dcmread(stored), dcmread(path)
+    assert got.file_meta.TransferSyntaxUID == DeflatedExplicitVRLittleEndian
+    assert got.PixelData == sent.PixelData and got.PatientID == sent.PatientID
+    [job] = receiver.store.list_state(JobState.RECEIVED)
+    assert job.transfer_syntax_uid == DeflatedExplicitVRLittleEndian
+
+
+def test_truncated_deflate_stream_is_refused(tmp_path: Path) -> None:
+    """A deflated data set whose stream ends early cannot be understood (0xC000 material)."""
+    study = dicomgen.Study.random(random.Random(7))
+    path = dicomgen.save(dicomgen.ct(study, generate_uid(), 1), tmp_path / "dfl.dcm",
+                         DeflatedExplicitVRLittleEndian)
+    assert read_header_facts(path).transfer_syntax_uid == DeflatedExplicitVRLittleEndian
+    cut = tmp_path / "cut.dcm"
+    cut.write_bytes(path.read_bytes()[:-64])
+    with pytest.raises((ValueError, zlib.error)):
+        read_header_facts(cut)
+
+
+def test_every_accepted_syntax_is_one_pydicom_reads() -> None:
+    """The SCP accepts none of the Real-Time Video or deflated JPIP syntaxes, and accepts
+    Deflated Explicit VR Little Endian."""
+    accepted = {str(ts) for ts in accepted_transfer_syntaxes()}
+    assert DeflatedExplicitVRLittleEndian in accepted
+    assert not any(ts.startswith("1.2.840.10008.1.2.7.") for ts in accepted)
+    assert "1.2.840.10008.1.2.4.205" not in accepted
+    assert {"1.2.840.10008.1.2.4.204", RLELossless} <= accepted
 
 
 def _garbage_file(tmp_path: Path) -> Path:

@@ -15,6 +15,7 @@ from gateway.deid.explain import explain_lines
 from gateway.deid.offline import anonymize_tree
 from gateway.deid.profile import ProfileError
 from gateway.deid.stage import build_deidentifier
+from gateway.observe.logs import configure_logging
 from gateway.pseudonyms.interface import InMemoryPseudonymizer, Pseudonymizer
 
 
@@ -87,6 +88,7 @@ def _cmd_anonymize(args: argparse.Namespace, settings: Settings) -> int:
         return 2
     try:
         build_deidentifier(settings.deid, InMemoryPseudonymizer())  # validate the profile now
+        configure_logging(settings.logging, process="anonymize")  # no value in a warning
         prepare_store(settings)
         _close(open_store(settings))  # fail fast, in this process, if the store cannot open
         summary = anonymize_tree(args.input, args.output, settings, open_store,

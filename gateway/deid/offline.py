@@ -1,8 +1,10 @@
 """The offline command's core: run the pipeline's stages on a file or a folder tree, in parallel.
 
 ``anonymize_tree`` reads every file under the input, runs the stages (by default ``filter``,
-``deidentify``, ``verify``; the configured pipeline when it includes ``deidentify``) in worker
-processes, and writes each output atomically under
+``deidentify``, ``verify``; the configured pipeline when it includes ``deidentify``, as the
+embedded defaults' ``filter``, ``pixels``, ``deidentify``, ``verify`` do) in worker processes
+(a pixel stage with no scrubber to serve it runs its detector in each of them), and writes
+each output atomically under
 ``OUT/<StudyInstanceUID>/<SeriesInstanceUID>/<SOPInstanceUID>.dcm``: names made of pseudonymous
 UIDs only, since input folder and file names may identify patients. Quarantined inputs are
 counted with their reason (and copied to a quarantine folder when one is given); they never go
@@ -30,6 +32,7 @@ from pydicom.errors import InvalidDicomError
 
 from gateway.config import Settings
 from gateway.deid.writer import names_its_instance, write_instance
+from gateway.observe.logs import configure_logging
 from gateway.pipeline.compose import build_pipeline
 from gateway.pipeline.stage import (
     OutcomeKind,
@@ -85,6 +88,24 @@ class Summary:
 def stage_names(settings: Settings) -> tuple[str, ...]:
     configured = tuple(settings.pipeline.stages)
     return configured if "deidentify" in configured else DEFAULT_STAGES
+
+
+def pixel_service(settings: Settings) -> tuple[Settings, str | None]:
+    """The settings the offline workers run with. A pixel stage in scrubber mode needs a
+    scrubber process, which only ``serve`` (or ``pixels scrubber``) starts: when none answers
+    on the configured socket, the detector runs in each worker process instead, and a notice
+    says so. Never does an instance pass unscrubbed: this only chooses where the model runs."""
+    px = settings.pixels
+    if "pixels" not in stage_names(settings) or px.service.mode != "scrubber":
+        return settings, None
+    from gateway.pixels.service import scrubber_answers
+
+    if scrubber_answers(settings):
+        return settings, None
+    service = px.service.model_copy(update={"mode": "inprocess"})
+    settings = settings.model_copy(update={"pixels": px.model_copy(update={"service": service})})
+    return settings, ("pixels: no scrubber answers on its socket; the text detector runs in "
+                      "each worker process")
 
 
 def iter_inputs(root: Path) -> Iterator[Path]:
@@ -192,6 +213,9 @@ _WORKER: Worker | None = None
 def _init_worker(settings: Settings, factory: PseudonymizerFactory, out: Path,
                  quarantine: Path | None, memory_dir: Path | None) -> None:
     global _WORKER  # one per worker process, built by the pool's initializer
+    # Stage log lines as JSON on stderr, and library warnings (pydicom's quote values and the
+    # input's file name, which may name the patient) reduced to their category.
+    configure_logging(settings.logging, process="anonymize")
     _WORKER = Worker(settings, factory, out, quarantine, memory_dir)
     # Pool workers end without running atexit hooks; Finalize runs at their exit.
     multiprocessing.util.Finalize(_WORKER, _WORKER.close, exitpriority=10)
@@ -236,6 +260,9 @@ def anonymize_tree(
     progress: TextIO | None = sys.stderr,
 ) -> Summary:
     """De-identify every file under ``source`` into ``out``; returns the counts."""
+    settings, notice = pixel_service(settings)
+    if notice is not None and progress is not None:
+        progress.write(notice + "\n")
     paths: Sequence[Path] = list(iter_inputs(source))
     summary = Summary()
     bar = Progress(len(paths), progress)

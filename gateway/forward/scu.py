@@ -4,7 +4,8 @@ work, retries transient failures with back-off, and quarantines after a permanen
 Contexts: for each (SOP class, transfer syntax) it has to send, it proposes the instance's own
 transfer syntax and, in a second context, Explicit and Implicit VR Little Endian as a fallback
 (PS3.7 D.3.3.2: one abstract syntax may appear in several contexts). If the PACS accepts only
-the fallback, the instance is decompressed and sent uncompressed. Files are sent without being
+the fallback, the instance is decompressed (inflated, or re-encoded from big endian) and sent
+in Explicit VR Little Endian. Files are sent without being
 decoded (``STORE_SEND_CHUNKED_DATASET``) whenever the exact context was accepted.
 
 Outages: when the destination cannot be reached, the forwarder backs off as a whole and the
@@ -25,10 +26,17 @@ from typing import Any
 
 from pydicom import Dataset, dcmread
 from pydicom.filereader import read_file_meta_info
-from pydicom.uid import UID, ExplicitVRLittleEndian, ImplicitVRLittleEndian
+from pydicom.uid import (
+    UID,
+    DeflatedExplicitVRLittleEndian,
+    ExplicitVRBigEndian,
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+)
 from pynetdicom import AE
 from pynetdicom.association import Association
 
+from gateway.byteorder import to_little_endian
 from gateway.config import DestinationSettings
 from gateway.jobs.store import ClaimedDelivery, JobStore
 from gateway.observe.logs import get_logger
@@ -192,8 +200,14 @@ class Forwarder:
         return int(status)
 
     def _decompressed(self, item: Item) -> Dataset:
+        """The instance in Explicit VR Little Endian: decompressed, inflated (a deflated data
+        set is read inflated) or re-encoded from big endian."""
         ds = dcmread(item.path)
-        if ds.file_meta.TransferSyntaxUID.is_compressed:
+        ts = ds.file_meta.TransferSyntaxUID
+        if ts in (DeflatedExplicitVRLittleEndian, ExplicitVRBigEndian):
+            to_little_endian(ds)
+            ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+        elif ts.is_compressed:
             try:
                 ds.decompress()
             except Exception as exc:  # missing codec, corrupt stream

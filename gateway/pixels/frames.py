@@ -20,6 +20,8 @@ from dataclasses import dataclass
 
 import numpy as np
 from pydicom import Dataset
+from pydicom.dataset import FileMetaDataset
+from pydicom.encaps import encapsulate, generate_frames
 from pydicom.pixels import apply_color_lut, convert_color_space, pixel_array
 from pydicom.uid import (
     JPEG2000,
@@ -37,7 +39,11 @@ from pydicom.uid import (
     RLELossless,
 )
 
+from gateway.byteorder import to_little_endian
+from gateway.pixels import integrity, jpegmeta
 from gateway.pixels.boxes import Box
+
+PIXEL_DATA = 0x7FE00010
 
 NATIVE = frozenset({ImplicitVRLittleEndian, ExplicitVRLittleEndian, ExplicitVRBigEndian,
                     DeflatedExplicitVRLittleEndian})
@@ -47,6 +53,11 @@ JPEG_LOSSLESS_14 = frozenset({UID("1.2.840.10008.1.2.4.57"), JPEGLosslessSV1})
 LOSSY = frozenset({JPEGBaseline8Bit, JPEGExtended12Bit, JPEGLSNearLossless})
 LOSSY_METHOD = {JPEGBaseline8Bit: "ISO_10918_1", JPEGExtended12Bit: "ISO_10918_1",
                 JPEGLSNearLossless: "ISO_14495_1", JPEG2000: "ISO_15444_1"}
+LOSSY_SEQUENTIAL_JPEG = frozenset({JPEGBaseline8Bit, JPEGExtended12Bit})
+# The Image Pixel module attributes a decoder reads (PS3.3 C.7.6.3), and Number of Frames.
+_IMAGE_PIXEL_KEYWORDS = ("Rows", "Columns", "SamplesPerPixel", "PhotometricInterpretation",
+                         "PlanarConfiguration", "BitsAllocated", "BitsStored", "HighBit",
+                         "PixelRepresentation", "NumberOfFrames")
 FALLBACKS = {"explicit_vr_little_endian": ExplicitVRLittleEndian, "rle_lossless": RLELossless,
              "jpeg_ls_lossless": JPEGLSLossless, "jpeg2000_lossless": JPEG2000Lossless}
 
@@ -76,9 +87,17 @@ class Decoded:
 
 
 def transfer_syntax(ds: Dataset) -> UID:
+    """The file meta's Transfer Syntax UID; when the file meta lacks one (a non-conformant
+    file), the uncompressed syntax the data set was read in (its encapsulated pixel data, if
+    any, then fails to decode and is reported as such)."""
     meta = getattr(ds, "file_meta", None)
-    uid = getattr(meta, "TransferSyntaxUID", None) if meta is not None else None
-    return UID(uid) if uid else ExplicitVRLittleEndian
+    uid = meta.get("TransferSyntaxUID") if meta is not None else None
+    if uid:
+        return UID(uid)
+    implicit, little = getattr(ds, "original_encoding", (False, True))
+    if implicit:
+        return ImplicitVRLittleEndian
+    return ExplicitVRBigEndian if little is False else ExplicitVRLittleEndian
 
 
 def is_lossy(ds: Dataset, ts: UID) -> bool:
@@ -92,15 +111,20 @@ def is_lossy(ds: Dataset, ts: UID) -> bool:
 
 
 def decode(ds: Dataset) -> Decoded:
-    """Every frame as stored (colour kept in YBR_FULL for lossless inputs), or an error."""
+    """Every frame as stored (colour kept in YBR_FULL for lossless inputs), or an error.
+
+    A file meta without Transfer Syntax UID gets the inferred one (pydicom's decoders read it
+    there; the de-identifier would write the same)."""
     ts = transfer_syntax(ds)
+    meta = getattr(ds, "file_meta", None)
+    if meta is None:
+        ds.file_meta = meta = FileMetaDataset()
+    if not meta.get("TransferSyntaxUID"):
+        meta.TransferSyntaxUID = ts
     pi = str(ds.get("PhotometricInterpretation", "")).strip().upper()
     lossy = is_lossy(ds, ts)
     raw = not (lossy and pi.startswith("YBR")) and pi != "YBR_FULL_422"
-    try:
-        arr = pixel_array(ds, raw=raw)
-    except Exception as err:  # any decoder failure: the caller quarantines
-        raise PixelDecodeError(f"cannot decode pixel data ({type(err).__name__})") from None
+    arr = _pixel_array(ds, ts, raw)
     frames = int(ds.get("NumberOfFrames", 1) or 1)
     spp = int(ds.get("SamplesPerPixel", 1))
     want = 4 if spp > 1 else 3
@@ -114,6 +138,52 @@ def decode(ds: Dataset) -> Decoded:
     arr = np.ascontiguousarray(arr, dtype=arr.dtype.newbyteorder("="))  # big endian input
     return Decoded(arr, out_pi, int(ds.BitsStored),
                    int(ds.get("PixelRepresentation", 0)) == 1, ts, lossy)
+
+
+def _pixel_array(ds: Dataset, ts: UID, raw: bool) -> np.ndarray:
+    """All frames decoded; a sequential JPEG whose scan headers a strict decoder rejects is
+    decoded again with them repaired. A failure says what is wrong with the stored data."""
+    try:
+        return np.asarray(pixel_array(ds, raw=raw))
+    except Exception:  # any decoder failure: explained below, then quarantined by the caller
+        pass
+    if ts in LOSSY_SEQUENTIAL_JPEG:
+        repaired = _repaired_jpeg(ds, ts)
+        if repaired is not None:
+            try:
+                return np.asarray(pixel_array(repaired, raw=raw))
+            except Exception:
+                pass
+    problem = integrity.diagnose(ds, ts)
+    if problem is not None:
+        raise PixelDecodeError(problem)
+    raise PixelDecodeError(
+        f"cannot decode pixel data: no installed decoder reads this {ts.name} pixel data")
+
+
+def _repaired_jpeg(ds: Dataset, ts: UID) -> Dataset | None:
+    """The image pixel attributes of ``ds`` with its JPEG frames' scan headers repaired
+    (:func:`jpegmeta.repair_sequential_scans`), or None when none needed it. ``ds`` itself is
+    unchanged: its bitstream is written back as received unless the stage blanks pixels."""
+    try:
+        frames = [bytes(f) for f in generate_frames(ds.PixelData,
+                                                    number_of_frames=integrity.number_of_frames(ds))]
+    except (ValueError, EOFError):
+        return None
+    fixed = [jpegmeta.repair_sequential_scans(f) for f in frames]
+    if all(f is None for f in fixed):
+        return None
+    copy = Dataset()
+    copy.file_meta = FileMetaDataset()
+    copy.file_meta.TransferSyntaxUID = ts
+    for keyword in _IMAGE_PIXEL_KEYWORDS:
+        if keyword in ds:
+            copy[keyword] = ds[keyword]
+    copy.PixelData = encapsulate([f if r is None else r for f, r in zip(frames, fixed,
+                                                                        strict=True)])
+    copy["PixelData"].VR = "OB"
+    copy["PixelData"].is_undefined_length = True
+    return copy
 
 
 def display_frame(dec: Decoded, index: int, ds: Dataset) -> np.ndarray:
@@ -191,7 +261,9 @@ def encode(ds: Dataset, dec: Decoded, fallback: str) -> UID:
     target = ts if (ts in REENCODE_SAME or ts in NATIVE) else FALLBACKS[fallback]
     if target in (ExplicitVRBigEndian, DeflatedExplicitVRLittleEndian):
         target = ExplicitVRLittleEndian  # retired / no encoder: the plain little endian form
-    arr = dec.frames if dec.count > 1 else dec.frames[0]
+    # A frame axis keeps Number of Frames: pydicom removes it for a single-frame array, but a
+    # multi-frame IOD requires it, also for one frame (a WSI label or overview, PS3.3 C.7.6.6).
+    arr = dec.frames if dec.count > 1 or "NumberOfFrames" in ds else dec.frames[0]
     ratio = _compression_ratio(ds) if dec.lossy else None
     try:
         _write(ds, arr, dec, target)
@@ -203,6 +275,8 @@ def encode(ds: Dataset, dec: Decoded, fallback: str) -> UID:
 
 
 def _write(ds: Dataset, arr: np.ndarray, dec: Decoded, target: UID) -> None:
+    if dec.transfer_syntax == ExplicitVRBigEndian:
+        to_little_endian(ds, skip=(PIXEL_DATA,))  # the whole data set, not the pixels alone
     if dec.transfer_syntax in (ExplicitVRBigEndian, DeflatedExplicitVRLittleEndian):
         ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
     ds.set_pixel_data(arr, dec.photometric, dec.bits_stored, generate_instance_uid=False)

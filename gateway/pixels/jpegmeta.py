@@ -139,9 +139,12 @@ def strip_frame(frame: bytes, ts: UID) -> bytes:
     return strip_jpeg(frame, jpeg_ls=ts in JPEG_LS)
 
 
-def strip_dataset(ds: Dataset) -> int:
-    """Strip every frame of an encapsulated JPEG-family instance in place; bytes removed."""
-    ts = UID(ds.file_meta.TransferSyntaxUID)
+def strip_dataset(ds: Dataset, ts: UID | None = None) -> int:
+    """Strip every frame of an encapsulated JPEG-family instance in place (``ts``: its transfer
+    syntax, by default the file meta's; none there: not encapsulated); bytes removed."""
+    if ts is None:
+        meta = getattr(ds, "file_meta", None)
+        ts = UID(str(meta.get("TransferSyntaxUID", "") if meta is not None else ""))
     if ts not in JPEG_FAMILY | JPEG_LS | J2K or "PixelData" not in ds:
         return 0
     nframes = int(ds.get("NumberOfFrames", 1) or 1)
@@ -153,3 +156,46 @@ def strip_dataset(ds: Dataset) -> int:
         ds["PixelData"].VR = "OB"
         ds["PixelData"].is_undefined_length = True
     return removed
+
+
+_SEQUENTIAL_DCT = frozenset({0xC0, 0xC1})  # SOF0 baseline, SOF1 extended sequential
+_OTHER_SOF = frozenset({0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF, 0xF7})
+_SEQUENTIAL_SCAN = b"\x00\x3f\x00"  # Ss = 0, Se = 63, Ah = Al = 0
+
+
+def repair_sequential_scans(data: bytes) -> bytes | None:
+    """A sequential DCT bitstream (SOF0/SOF1) with its scan headers set to Ss = 0, Se = 63,
+    Ah = Al = 0, as ISO 10918-1 B.2.3 requires for sequential DCT; some encoders wrote other
+    values (Se = 0), which strict decoders reject. None when nothing needs that repair or the
+    bitstream is not sequential DCT. Only the three header bytes of each scan change."""
+    if data[:2] != b"\xff\xd8":
+        return None
+    out = bytearray(data)
+    pos, n, sequential, changed = 2, len(out), False, False
+    while pos + 4 <= n:
+        if out[pos] != 0xFF:
+            return None
+        marker = out[pos + 1]
+        if marker == 0xFF:
+            pos += 1
+            continue
+        if marker == EOI:
+            break
+        if marker in _STANDALONE:
+            pos += 2
+            continue
+        length = struct.unpack(">H", out[pos + 2:pos + 4])[0]
+        if marker in _OTHER_SOF:
+            return None
+        sequential = sequential or marker in _SEQUENTIAL_DCT
+        if marker == SOS:
+            if not sequential:
+                return None
+            at = pos + 5 + 2 * out[pos + 4]
+            if bytes(out[at:at + 3]) != _SEQUENTIAL_SCAN:
+                out[at:at + 3] = _SEQUENTIAL_SCAN
+                changed = True
+            pos = _entropy_end(bytes(out), pos + 2 + length, False)
+            continue
+        pos += 2 + length
+    return bytes(out) if changed else None

@@ -453,6 +453,19 @@ def wait_ready(path: Path, timeout: float = 60.0,
     return False
 
 
+def scrubber_answers(settings: Settings, timeout: float = 2.0) -> bool:
+    """Whether a scrubber (of ``serve`` on the same spool, or ``pixels scrubber``) answers on
+    the configured socket now."""
+    client = ScrubberClient(socket_path(settings), timeout)
+    try:
+        _ = client.version
+        return True
+    except (ScrubberUnavailable, ValueError):
+        return False
+    finally:
+        client.close()
+
+
 def build_client(settings: Settings, mode: str | None = None) -> DetectorClient:
     """The client the stage uses: in-process or through the scrubber, per settings."""
     px = settings.pixels

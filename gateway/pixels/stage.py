@@ -156,7 +156,7 @@ class PixelStage:
     def _strip(self, ds: Dataset) -> None:
         if self.settings.strip_jpeg_metadata and "PixelData" in ds:
             try:
-                jpegmeta.strip_dataset(ds)
+                jpegmeta.strip_dataset(ds, px.transfer_syntax(ds))
             except (jpegmeta.BitstreamError, ValueError, IndexError, struct.error):
                 log.warning("pixels.jpeg_metadata_not_stripped")
 

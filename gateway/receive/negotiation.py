@@ -6,6 +6,11 @@ private or unknown SOP classes) but takes the first proposed transfer syntax bli
 its abstract-syntax decision and choose, per context, the first proposed transfer syntax that
 pydicom can encode and decode (PS3.8 9.3.2.2: the acceptor picks one of the proposed syntaxes);
 a context proposing none of them is rejected with result 0x04 (transfer syntaxes not supported).
+
+Two kinds of pydicom's list are not carriable: the SMPTE ST 2110 syntaxes, which encode the
+bulk-data flows of DICOM Real-Time Video (PS3.22), not a stored data set; and the deflated JPIP
+syntaxes (PS3.5 A.6), whose data set pydicom reads without inflating it, so that every such
+instance would be refused after the association accepted it.
 """
 
 from __future__ import annotations
@@ -20,9 +25,22 @@ _ORIGINAL = presentation.negotiate_unrestricted
 _REJECT_TRANSFER_SYNTAX = 0x04
 
 
+# SMPTE ST 2110-20/-30 (Real-Time Video flows), JPIP Referenced Deflate, JPIP HTJ2K
+# Referenced Deflate.
+_RTV_PREFIX = "1.2.840.10008.1.2.7."
+_DEFLATED_JPIP = frozenset({"1.2.840.10008.1.2.4.95", "1.2.840.10008.1.2.4.205"})
+
+
 def carriable(ts: str) -> bool:
-    """pydicom knows how to read and write a dataset encoded with ``ts``."""
+    """pydicom knows how to read and write a stored dataset encoded with ``ts``."""
+    if ts.startswith(_RTV_PREFIX) or ts in _DEFLATED_JPIP:
+        return False
     return ts in AllTransferSyntaxes or ts in PrivateTransferSyntaxes
+
+
+def accepted_transfer_syntaxes() -> list[UID]:
+    """Every transfer syntax the SCP accepts for a storage SOP class, in pydicom's order."""
+    return [UID(ts) for ts in [*AllTransferSyntaxes, *PrivateTransferSyntaxes] if carriable(ts)]
 
 
 def negotiate_storage(rq_contexts: Any, ac_contexts: Any, roles: Any = None) -> Any:

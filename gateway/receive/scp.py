@@ -14,6 +14,7 @@ import ssl
 import threading
 import time
 import uuid
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,8 @@ from typing import Any
 
 from pydicom import dcmread
 from pydicom.errors import InvalidDicomError
+from pydicom.filereader import _read_file_meta_info, read_preamble
+from pydicom.uid import DeflatedExplicitVRLittleEndian
 from pynetdicom import AE, evt
 from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
 from pynetdicom.transport import ThreadedAssociationServer
@@ -54,20 +57,45 @@ class HeaderFacts:
 def read_header_facts(path: Path) -> HeaderFacts:
     """Parse the dataset's structure (values over 256 bytes are skipped, not read) and refuse
     one that cannot be understood: unparseable, or an element running past the end of the
-    data (a truncated stream, which pydicom alone would read short without complaint)."""
-    size = path.stat().st_size
+    data (a truncated stream, which pydicom alone would read short without complaint).
+
+    A Deflated Explicit VR Little Endian data set (PS3.5 A.5) is measured inflated: its
+    elements' offsets count in the inflated stream, and a deflate stream that ends early is
+    truncated too."""
     ds = dcmread(path, defer_size=256)
+    ts = str(ds.file_meta.get("TransferSyntaxUID", ""))
+    size = inflated_size(path) if ts == DeflatedExplicitVRLittleEndian else path.stat().st_size
     for elem in ds._dict.values():
         tell = getattr(elem, "value_tell", None)
         length = getattr(elem, "length", 0)
         if tell is not None and length != UNDEFINED_LENGTH and tell + length > size:
             raise ValueError("element value runs past the end of the data set")
-    ts = str(ds.file_meta.get("TransferSyntaxUID", ""))
     return HeaderFacts(
         sop_class_uid=str(ds.get("SOPClassUID", "")),
         transfer_syntax_uid=ts,
         modality=str(ds.get("Modality", ""))[:16],
     )
+
+
+def inflated_size(path: Path, chunk: int = 1 << 20) -> int:
+    """The length of a deflated data set once inflated, counted a chunk at a time (constant
+    memory); ValueError when the deflate stream is corrupt or ends before its last block."""
+    with open(path, "rb") as fh:
+        read_preamble(fh, False)
+        _read_file_meta_info(fh)  # where dcmread starts inflating, exactly
+        inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+        total = 0
+        try:
+            while data := fh.read(chunk):
+                total += len(inflater.decompress(data))
+                while inflater.unconsumed_tail:
+                    total += len(inflater.decompress(inflater.unconsumed_tail))
+            total += len(inflater.flush())
+        except zlib.error:
+            raise ValueError("the deflated data set is corrupt") from None
+    if not inflater.eof:
+        raise ValueError("the deflated data set ends early")
+    return total
 
 
 class SpoolBudget:
@@ -147,7 +175,8 @@ class StoreHandler:
         path = Path(event.dataset_path)
         try:
             facts = read_header_facts(path)
-        except (InvalidDicomError, EOFError, ValueError, KeyError, TypeError, OSError):
+        except (InvalidDicomError, EOFError, ValueError, KeyError, TypeError, OSError,
+                zlib.error):
             return self._refuse(calling, "cannot_understand", STATUS_CANNOT_UNDERSTAND)
         job_id = uuid.uuid4().hex
         size = path.stat().st_size
