@@ -29,7 +29,8 @@ import dicomgen
 
 LEAK_PATH = "(0008,1032)>(0008,0104)"
 
-# The site's profile: the Basic Profile, keeping procedure code meanings (the rule mistake).
+# The site's profile: the Basic Profile, keeping procedure and anatomic region code meanings
+# as written (the rule mistake: the cleaner obeys an override that keeps, and verify holds).
 SITE_PROFILE = """\
 name: site
 description: Basic Profile; this site keeps procedure code meanings
@@ -37,6 +38,9 @@ overrides:
   - path: ProcedureCodeSequence > CodeMeaning
     action: K
     reason: procedure names are curated here
+  - path: AnatomicRegionSequence > CodeMeaning
+    action: K
+    reason: anatomy names are curated here
 """
 
 # The override an operator releases the held instances with.

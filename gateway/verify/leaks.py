@@ -34,10 +34,14 @@ from gateway.identity.benign import (
 from gateway.identity.variants import compile_fragments
 
 # VRs whose values are text (PS3.5 6.2); UN is read as text too, as it may hide any of them.
-# AS, DS, IS and TM are left out: their values are ages, numbers and times by definition.
 STRING_VRS = frozenset(
-    {"AE", "CS", "DA", "DT", "LO", "LT", "PN", "SH", "ST", "UC", "UI", "UN", "UR", "UT"}
+    {"AE", "AS", "CS", "DA", "DS", "DT", "IS", "LO", "LT", "PN", "SH", "ST", "TM", "UC", "UI",
+     "UN", "UR", "UT"}
 )
+# Numbers (DS, IS): a match that reads as a plain number of fewer digits is a number there
+# (a window width of 1024, an ID "1024"); an ID with letters or a long one still counts.
+NUMBER_VRS = frozenset({"DS", "IS"})
+PLAIN_NUMBER = re.compile(r"[+-]?\d{1,5}(?:\.\d*)?")
 MIN_UID = 3
 _WORDS = re.compile(r"[^\W_]+")
 
@@ -257,8 +261,10 @@ def find_leaks(ds: Dataset, identity: Identity, cache: VerifyCache | None = None
     uids = matcher.candidates(t for _, texts in elements for t in texts)
     found = []
     for path, texts in elements:
-        uid_value = _dictionary_vr(_tag_of(path)) == "UI"
-        hits = [h for t in texts for h in matcher.hits(t, uids, uid_value)]
+        vr = _dictionary_vr(_tag_of(path))
+        hits = [h for t in texts for h in matcher.hits(t, uids, vr == "UI")]
+        if vr in NUMBER_VRS:
+            hits = [h for h in hits if not PLAIN_NUMBER.fullmatch(h.strip())]
         if hits:
             found.append((path, hits))
     if not found or not benign:

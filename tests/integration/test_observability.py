@@ -106,7 +106,8 @@ def _build_traffic(root: Path) -> Traffic:
     leak_study = dicomgen.Study.random(rng)
     t.phi |= _patient_phi(leak_study)
     leak = dicomgen.ct(leak_study, generate_uid(), 1, size=16)
-    leak.Manufacturer = leak_study.patient.name.split("^")[0]  # kept by the profile: a leak
+    family, given = leak_study.patient.name.split("^")[:2]
+    leak.Manufacturer = f"{given} {family}"  # kept by the profile, a name all the same: a leak
     t.phi |= {str(leak.SOPInstanceUID), str(leak.SeriesInstanceUID)}
     t.leaking.append(dicomgen.save(leak, root / "leak/0.dcm"))
     # Malformed: an IS value that is the Patient ID; pydicom warns quoting it, verify holds it.
