@@ -11,6 +11,8 @@ cleans, by the same rules and kinds as the engine's walk, read without changing 
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from pydicom import Dataset
 from pydicom.datadict import dictionary_VR
 from pydicom.dataelem import DataElement, RawDataElement, convert_raw_data_element
@@ -32,17 +34,19 @@ def collect_identity(compiled: CompiledProfile, ds: Dataset) -> Identity:
 
 def _collect(compiled: CompiledProfile, ds: Dataset, path: tuple[int, ...],
              found: Identity) -> None:
-    for tag in list(ds.keys()):
+    identifying = compiled.identifying
+    for tag, elem in list(ds._dict.items()):  # (as stored: nothing is decoded to look at it)
         itag = int(tag)
-        if itag >> 16 & 1 or itag >> 16 in (0x0002, 0x0004):
+        group = itag >> 16
+        if group & 1 or group in (0x0002, 0x0004):
             continue
-        elem = ds.get_item(tag, keep_deferred=True)
-        vr = _vr(itag, elem)
+        vr = elem.VR if elem.VR and elem.VR != "UN" else _dictionary_vr(itag)
         if vr == "SQ":
             for item in ds[tag].value or ():
                 _collect(compiled, item, (*path, itag), found)
             continue
-        kind = _kind(compiled, itag, vr)
+        kind = "name" if vr == PERSON_NAME_VR else "date" if vr in DATE_VRS else \
+            identifying.get(itag, "")
         if not kind:
             continue
         rule = compiled.rule_for(itag, vr, path)
@@ -52,18 +56,8 @@ def _collect(compiled: CompiledProfile, ds: Dataset, path: tuple[int, ...],
             found.add(kind, value)
 
 
-def _kind(compiled: CompiledProfile, tag: int, vr: str) -> str:
-    if vr == PERSON_NAME_VR:
-        return "name"
-    if vr in DATE_VRS:
-        return "date"
-    return compiled.identifying.get(tag, "")
-
-
-def _vr(tag: int, elem: DataElement | RawDataElement | None) -> str:
-    vr = getattr(elem, "VR", None)
-    if vr and vr != "UN":
-        return str(vr)
+@lru_cache(maxsize=4096)
+def _dictionary_vr(tag: int) -> str:
     try:
         return str(dictionary_VR(tag))
     except KeyError:

@@ -359,8 +359,16 @@ def compile_fragments(found: Iterable[Fragment]) -> re.Pattern[str] | None:
     branches = []
     for first in sorted(groups):
         rests = sorted(groups[first], key=lambda r: (-len(r), r))
-        branches.append(re.escape(first) + "(?:" + "|".join(rests) + ")")
+        branches.append(re.escape(first) + _hoisted(rests))
     return re.compile("|".join(branches))
+
+
+def _hoisted(rests: list[str]) -> str:
+    """The alternation of ``rests``, with the boundary they all start with checked once."""
+    for boundary in (WORD_AFTER_FIRST, DIGIT_AFTER_FIRST):
+        if all(r.startswith(boundary) for r in rests):
+            return boundary + "(?:" + "|".join(r[len(boundary):] for r in rests) + ")"
+    return "(?:" + "|".join(rests) + ")"
 
 
 _MAKERS = {

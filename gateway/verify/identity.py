@@ -122,8 +122,7 @@ def extract(ds: Dataset, retained: Retained) -> tuple[Identity, list[str]]:
     return identity, keys
 
 
-def _wanted(tag: int, vr: str) -> bool:
-    return vr in ("PN", "DA", "DT", "UI", "SQ") or tag in keyword_kinds()
+_WANTED_VRS = frozenset({"PN", "DA", "DT", "UI", "SQ"})
 
 
 def _elements(ds: Dataset, charset: str) -> Iterator[tuple[int, str, list[str]]]:
@@ -131,11 +130,11 @@ def _elements(ds: Dataset, charset: str) -> Iterator[tuple[int, str, list[str]]]
     own = ds.get_item(CHARSET, keep_deferred=True)
     if own is not None:
         charset = ds[CHARSET].value
-    for tag in list(ds.keys()):
+    kinds = keyword_kinds()
+    for tag, raw in list(ds._dict.items()):  # (as stored: nothing is decoded to look at it)
         itag = int(tag)
-        raw = ds.get_item(tag, keep_deferred=True)
-        vr = _vr(itag, raw)
-        if not _wanted(itag, vr):
+        vr = raw.VR if raw.VR and raw.VR != "UN" else _dictionary_vr(itag)
+        if vr not in _WANTED_VRS and itag not in kinds:
             continue
         if vr == "SQ":
             for item in ds[tag].value or ():
@@ -144,10 +143,8 @@ def _elements(ds: Dataset, charset: str) -> Iterator[tuple[int, str, list[str]]]
         yield itag, vr, _values(raw, charset)
 
 
-def _vr(tag: int, raw: DataElement | RawDataElement | None) -> str:
-    vr = getattr(raw, "VR", None)
-    if vr and vr != "UN":
-        return str(vr)
+@lru_cache(maxsize=4096)
+def _dictionary_vr(tag: int) -> str:
     try:
         return str(dictionary_VR(tag))
     except KeyError:

@@ -8,6 +8,7 @@ original UIDs are searched as plain text.
 from __future__ import annotations
 
 import re
+from bisect import bisect_right
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
@@ -124,6 +125,50 @@ class Matcher:
         found.extend(u for u in uids if _bounded(text, u))
         return found
 
+    def scan(self, elements: list[tuple[str, list[str]]]) -> Iterator[tuple[str, list[str]]]:
+        """Each element (path, texts) with what matched in it. The texts of all elements but
+        UI ones are folded and searched as one text, a line each (one search per instance,
+        not per value); a match that runs across two lines is looked for again in each."""
+        uids = self.candidates(t for _, texts in elements for t in texts)
+        vrs = [_dictionary_vr(_tag_of(path)) for path, _ in elements]
+        found: list[list[str]] = [[] for _ in elements]
+        if self.pattern is not None:
+            self._scan_joined(elements, vrs, found)
+        for i, (path, texts) in enumerate(elements):
+            hits = found[i]
+            hits.extend(u for t in texts for u in uids if _bounded(t, u))
+            if vrs[i] in NUMBER_VRS:
+                hits = [h for h in hits if not PLAIN_NUMBER.fullmatch(h.strip())]
+            yield path, hits
+
+    def _scan_joined(self, elements: list[tuple[str, list[str]]], vrs: list[str],
+                     found: list[list[str]]) -> None:
+        assert self.pattern is not None
+        owners: list[int] = []
+        starts: list[int] = []
+        lines: list[str] = []
+        at = 0
+        for i, (_path, texts) in enumerate(elements):
+            if vrs[i] == "UI":
+                continue
+            for text in texts:
+                line = fold(text)
+                owners.append(i)
+                starts.append(at)
+                lines.append(line)
+                at += len(line) + 1
+        joined = "\n".join(lines)
+        again: set[int] = set()
+        for m in self.pattern.finditer(joined):
+            first = bisect_right(starts, m.start()) - 1
+            last = bisect_right(starts, m.end() - 1) - 1
+            if first == last:
+                found[owners[first]].append(m.group(0))
+            else:  # across lines: not a match of either; look in each line alone
+                again.update(range(first, last + 1))
+        for k in sorted(again):
+            found[owners[k]].extend(x.group(0) for x in self.pattern.finditer(lines[k]))
+
     def search(self, text: str, uids: list[str]) -> bool:
         if self.pattern is not None and self.pattern.search(fold(text)):
             return True
@@ -196,6 +241,11 @@ def _raw_text(elem: DataElement | RawDataElement | None) -> str | None:
     return value.decode("ascii")
 
 
+@lru_cache(maxsize=8192)
+def _fmt(tag: int) -> str:
+    return f"({tag >> 16:04X},{tag & 0xFFFF:04X})"
+
+
 def _walk(ds: Dataset, prefix: str, charset: str, cache: VerifyCache | None
           ) -> Iterator[tuple[str, list[str]]]:
     """The path and text values of every string element of ``ds``, at every depth; ``charset``
@@ -203,14 +253,13 @@ def _walk(ds: Dataset, prefix: str, charset: str, cache: VerifyCache | None
     own = ds.get_item(0x00080005, keep_deferred=True)
     if own is not None:
         charset = repr(ds[0x00080005].value)
-    for tag in list(ds.keys()):
-        path = f"{prefix}({tag.group:04X},{tag.element:04X})"
-        raw = ds.get_item(tag, keep_deferred=True)
+    for tag, raw in list(ds._dict.items()):  # (as stored: raw elements stay undecoded)
         text = _raw_text(raw)
         if text is not None:  # read without decoding the element
             if text:
-                yield path, [text]
+                yield prefix + _fmt(tag), [text]
             continue
+        path = prefix + _fmt(tag)
         key = _sequence_key(raw, charset) if cache is not None else None
         found = cache.sequence(key) if cache is not None and key is not None else None
         if found is None:
@@ -258,15 +307,7 @@ def find_leaks(ds: Dataset, identity: Identity, cache: VerifyCache | None = None
     meta = getattr(ds, "file_meta", None)
     if meta is not None:
         elements.extend(_walk(meta, "", "", cache))
-    uids = matcher.candidates(t for _, texts in elements for t in texts)
-    found = []
-    for path, texts in elements:
-        vr = _dictionary_vr(_tag_of(path))
-        hits = [h for t in texts for h in matcher.hits(t, uids, vr == "UI")]
-        if vr in NUMBER_VRS:
-            hits = [h for h in hits if not PLAIN_NUMBER.fullmatch(h.strip())]
-        if hits:
-            found.append((path, hits))
+    found = [(path, hits) for path, hits in matcher.scan(elements) if hits]
     if not found or not benign:
         return [Leak(path) for path, _ in found]
     by_path = dict(elements)
