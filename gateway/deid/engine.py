@@ -138,7 +138,8 @@ class Deidentifier:
         self.memory.learn(keys, identity, self.memory.recall(keys))
 
     def apply(self, ds: Dataset, ctx: StageContext, record: Recorder | None = None) -> DeidResult:
-        """De-identify ``ds`` in place; identifying input values are added to ctx.identifiers."""
+        """De-identify ``ds`` in place; the identity it was cleaned of (the instance's and what
+        its study and patient taught) is added to ``ctx.identity``."""
         fast = self.fast and record is None and _pydicom_defaults()
         run = Run(
             compiled=self.compiled,
@@ -316,8 +317,9 @@ def clean_pending(run: Run, identity: Identity | None = None) -> None:
     ``identity`` is what the instance and earlier instances of its study and patient taught
     (the instance's own values when not given). Each entry says what the text is: ``X`` and
     ``D`` Clean Descriptors / structured content text (identity and generic patterns; removed or
-    dummied when it cannot be cleaned), ``K`` text the profile keeps and ``M`` a code meaning
-    (the identity only; a meaning the standard's lexicon gives its code is left as it is).
+    dummied when it cannot be cleaned), ``K`` text the profile keeps, ``M`` a code meaning (the
+    identity only; a meaning the standard's lexicon gives its code is left as it is) and ``L`` a
+    coded string used as a label (the identity only, each match becoming ``XXX``).
     """
     if not run.pending_text:
         return

@@ -159,6 +159,13 @@ class Override(_Model):
         return parse_tag(self.tag)
 
 
+def _valid_name(value: str) -> str:
+    """A profile or override name: 1-40 letters, digits, '_', '.' or '-'."""
+    if not re.fullmatch(r"[A-Za-z0-9_.-]{1,40}", value):
+        raise ValueError("must be 1-40 letters, digits, '_', '.' or '-'")
+    return value
+
+
 class Profile(_Model):
     """The Basic Profile plus named options plus site overrides (PS3.15 E.1, E.3)."""
 
@@ -172,9 +179,7 @@ class Profile(_Model):
     @field_validator("name")
     @classmethod
     def _name(cls, value: str) -> str:
-        if not re.fullmatch(r"[A-Za-z0-9_.-]{1,40}", value):
-            raise ValueError("must be 1-40 letters, digits, '_', '.' or '-'")
-        return value
+        return _valid_name(value)
 
     @field_validator("options")
     @classmethod
@@ -289,9 +294,7 @@ class SiteOverride(_Model):
     @field_validator("name")
     @classmethod
     def _name(cls, value: str) -> str:
-        if not re.fullmatch(r"[A-Za-z0-9_.-]{1,40}", value):
-            raise ValueError("must be 1-40 letters, digits, '_', '.' or '-'")
-        return value
+        return _valid_name(value)
 
     @field_validator("overrides")
     @classmethod

@@ -1,12 +1,13 @@
-"""Clean Descriptors (PS3.15 E.3.5): free text kept only once every identifying value is gone.
+"""Clean Descriptors (PS3.15 E.3.5) and the cleaning of every kept text: identity removed.
 
-The identifying values of the *same instance* (names in any order or case, IDs, dates, UIDs,
-addresses) are collected while the instance is walked (:class:`Identifiers`); a
-:class:`TextCleaner` built from them removes each one from a free-text value, together with
-patterns that identify whatever their source: dates in common formats (dates in free text are
-removed, never shifted), telephone numbers, e-mail addresses and street addresses. Text that
-still contains an identifying value after cleaning, or that is not text at all, cannot be cleaned
-safely and is removed (:meth:`TextCleaner.clean` returns ``None``).
+A :class:`TextCleaner` is built from an identity (:class:`gateway.identity.Identity`: the
+instance's identifying values and what earlier instances of its study and patient taught) and
+removes every written form of each value from a text, replacing it by ``***`` and keeping the
+rest of the text. For Clean Descriptors text it also removes patterns that identify whatever
+their source: dates in common formats (dates in free text are removed, never shifted), telephone
+numbers, e-mail addresses and street addresses. Text that still contains an identifying value
+after cleaning, or that is not text at all, cannot be cleaned safely (:meth:`TextCleaner.clean`
+returns ``None``) and is removed or replaced by a dummy.
 """
 
 from __future__ import annotations

@@ -247,11 +247,11 @@ def id_fragments(value: str) -> Iterator[Fragment]:
 
 def _spaced(core: str) -> Iterator[Fragment]:
     """The characters of ``core`` with one optional separator between each two, after any
-    number of zeros (written or not, whatever the stored ID has), as long as what is left
-    without its zeros is still an ID (``MIN_ID`` characters)."""
+    number of zeros (written or not, whatever the stored ID has); nothing when what is left
+    without its zeros is shorter than an ID (``MIN_ID`` characters: "000000", "0012")."""
     stripped = core.lstrip("0")
     if len(stripped) < MIN_ID:
-        stripped = core
+        return  # zeros and a few digits: a placeholder or a counter, not an ID
     body = OPT_SEP + OPT_SEP.join(re.escape(c) for c in stripped[1:])
     yield Fragment(stripped[0], _left(stripped[0]) + body[len(OPT_SEP):] + _right(core[-1]))
     if stripped[0].isdigit():  # with any number of leading zeros and a separator after them

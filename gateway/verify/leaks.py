@@ -117,14 +117,6 @@ class Matcher:
         joined = "\n".join(texts)
         return [v for v in self.uids if v in joined]
 
-    def hits(self, text: str, uids: list[str], uid_value: bool = False) -> list[str]:
-        """What matched in ``text`` (folded), UIDs among ``uids`` included; a ``uid_value``
-        (the value of a UI element: digits and dots) is only searched for UIDs."""
-        found = ([m.group(0) for m in self.pattern.finditer(fold(text))]
-                 if self.pattern is not None and not uid_value else [])
-        found.extend(u for u in uids if _bounded(text, u))
-        return found
-
     def scan(self, elements: list[tuple[str, list[str]]]) -> Iterator[tuple[str, list[str]]]:
         """Each element (path, texts) with what matched in it. The texts of all elements but
         UI ones are folded and searched as one text, a line each (one search per instance,
@@ -168,11 +160,6 @@ class Matcher:
                 again.update(range(first, last + 1))
         for k in sorted(again):
             found[owners[k]].extend(x.group(0) for x in self.pattern.finditer(lines[k]))
-
-    def search(self, text: str, uids: list[str]) -> bool:
-        if self.pattern is not None and self.pattern.search(fold(text)):
-            return True
-        return any(_bounded(text, v) for v in uids)
 
 
 def _bounded(text: str, value: str) -> bool:

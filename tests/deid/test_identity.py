@@ -121,6 +121,12 @@ def test_prefixed_ids_are_found_by_their_number_too() -> None:
     assert _matches(Identity(id={"id00001"}), "series 1 of 1") == []
 
 
+def test_ids_of_zeros_are_placeholders() -> None:
+    """An ID of zeros (or zeros and a few digits) is a placeholder: never found in numbers."""
+    assert Identity(id={"000000", "0012"}).fragments() == set()
+    assert _matches(Identity(id={"000000", "00123456"}), "6.000000\\350.000000") == []
+
+
 @pytest.mark.parametrize(
     "text",
     ["2021-03-04", "20210304", "04/03/2021", "4/3/21", "03/04/2021", "04.03.2021",
