@@ -7,8 +7,9 @@ Real hospital data writes a value in many ways. For each kind the fragments here
   and the words together in any order and subset: family + given either way round with any
   separators ("GARCIA ZOE", "Zoe Garcia", "Garcia, Zoe"), initials with the family name
   ("Z. Garcia", "GARCIA Z", "ZM Garcia"), compound words with or without their hyphen or
-  apostrophe ("O'Neill", "ONeill", "Neill"). Prefix and suffix components (Dr, Jr) are not
-  identifying and are not matched alone.
+  apostrophe ("O'Neill", "ONeill", "Neill"), with ä ö ü å ø written as one letter or two
+  ("Muller", "Mueller"). Prefix and suffix components (Dr, Jr) are not identifying and are not
+  matched alone.
 * **IDs**: with and without leading zeros and with or without any separator between characters
   ("00123-4567", "1234567", "123 4567"), and the digit runs of five or more inside an ID with a
   prefix ("MRN-48213977" -> "48213977").
@@ -342,11 +343,26 @@ def date_fragments(value: str) -> Iterator[Fragment]:
     yield _literal(y4, f"{_GAP}{month}{_GAP}{d}", "0")
 
 
+# How German and Scandinavian keyboards without the letter write it (Müller ~ Mueller).
+_TRANSLITERATED = str.maketrans({"ä": "ae", "ö": "oe", "ü": "ue", "Ä": "AE", "Ö": "OE",
+                                 "Ü": "UE", "å": "aa", "Å": "AA", "ø": "oe", "Ø": "OE"})
+
+
+def transliterated(value: str) -> str:
+    """``value`` with ä ö ü å ø written as two letters (folding writes them as one)."""
+    return value.translate(_TRANSLITERATED)
+
+
 def fragments(kind: str, values: Iterable[str]) -> Iterator[Fragment]:
-    """The fragments of every value of one kind ("name", "id", "phone", "phrase", "date")."""
+    """The fragments of every value of one kind ("name", "id", "phone", "phrase", "date");
+    names and phrases also as written with ä ö ü å ø transliterated (MUELLER, OESTERGAARD)."""
     make = _MAKERS[kind]
     for value in values:
         yield from make(value)
+        if kind in ("name", "phrase"):
+            other = transliterated(value)
+            if other != value:
+                yield from make(other)
 
 
 def compile_fragments(found: Iterable[Fragment]) -> re.Pattern[str] | None:

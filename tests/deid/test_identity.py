@@ -70,6 +70,13 @@ def test_a_name_is_found_in_any_order_subset_and_spelling(text: str) -> None:
     assert _matches(identity, text)
 
 
+@pytest.mark.parametrize("text", ["MUELLER Juergen", "Muller", "OESTERGAARD", "Ostergard"])
+def test_umlauts_are_found_written_with_one_letter_or_two(text: str) -> None:
+    """Müller typed without the umlaut is Muller or Mueller; Østergård is Ostergard or
+    Oestergaard."""
+    assert _matches(Identity(name={"MÜLLER^JÜRGEN", "ØSTERGÅRD^SØREN"}), text)
+
+
 @pytest.mark.parametrize(
     "text", ["CT chest", "Left lung", "T1 MPRAGE SAG", "PTV 60Gy", "GTV", "Zoetrope", "Garcias",
              "Liver segment 4", "mar 2021"],
