@@ -44,6 +44,10 @@ STRING_VRS = frozenset(
 NUMBER_VRS = frozenset({"DS", "IS"})
 PLAIN_NUMBER = re.compile(r"[+-]?\d{1,5}(?:\.\d*)?")
 MIN_UID = 3
+# Text the gateway writes about its own work (PS3.3 C.12.1): Deidentification Method (replaced
+# whole) and the Contribution Description of its Contributing Equipment item. A word of a
+# patient's name that is also a word there ("Basic", a site profile's name) is not a leak.
+OWN_TEXT = frozenset({0x00120063, 0x0018A003})
 _WORDS = re.compile(r"[^\W_]+")
 
 
@@ -334,7 +338,9 @@ def benign_kind(path: str, texts: dict[str, list[str]], kept_vrs: frozenset[str]
         return "standard" if meanings and all(_standard(texts, path, t) for t in meanings) else ""
     if tag in LABEL_CODE_STRINGS:
         return ""
-    return "benign" if tag in BENIGN_TAGS or _dictionary_vr(tag) in kept_vrs | {"CS"} else ""
+    if tag in BENIGN_TAGS or tag in OWN_TEXT or _dictionary_vr(tag) in kept_vrs | {"CS"}:
+        return "benign"
+    return ""
 
 
 def _standard(texts: dict[str, list[str]], path: str, meaning: str) -> bool:

@@ -327,6 +327,15 @@ def test_standard_code_meanings_are_kept_local_ones_cleaned() -> None:
     assert [i.CodeMeaning for i in ds.ProcedureCodeSequence] == ["*** Name", "*** scan"]
 
 
+def test_a_name_like_a_word_of_the_gateways_own_markers_is_delivered() -> None:
+    """A patient called Basic (the profile named in the gateway's De-identification Method and
+    Contribution Description) is delivered: those texts are the gateway's own."""
+    ds = ct()
+    ds.PatientName = "Basic^Research"
+    outcome = run(ds, "basic").notes["outcome"]
+    assert outcome.kind is OutcomeKind.CONTINUE, outcome.reason
+
+
 def test_an_input_already_de_identified_is_delivered() -> None:
     """Dummy and pseudonymous values of an earlier de-identification match nothing."""
     ds = ct()
