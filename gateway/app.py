@@ -18,7 +18,6 @@ import multiprocessing as mp
 import os
 import signal
 import sys
-import tempfile
 import threading
 import time
 from multiprocessing.process import BaseProcess
@@ -49,6 +48,7 @@ from gateway.observe.readiness import Readiness
 from gateway.pipeline.compose import ReleasePipelines, build_pipeline
 from gateway.pipeline.stage import StageServices
 from gateway.pipeline.worker import JobRunner, worker_main
+from gateway.receive import streamfile
 from gateway.receive.scp import SpoolBudget, StoreHandler, start_receiver
 from gateway.sink import run_sink
 from gateway.spool import Spool
@@ -66,7 +66,7 @@ def configure_pynetdicom(tmpdir: Path) -> None:
 
     flowcontrol.install()
     sys.setswitchinterval(0.0005)
-    tempfile.tempdir = str(tmpdir)  # received streams land in the spool's file system
+    streamfile.install(tmpdir)  # received streams land in the spool; a full disk: 0xA700
     _config.STORE_RECV_CHUNKED_DATASET = True
     _config.STORE_SEND_CHUNKED_DATASET = True
     _config.UNRESTRICTED_STORAGE_SERVICE = True

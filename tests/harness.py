@@ -6,6 +6,7 @@ Everything runs as a subprocess, as a user would run it, on free ports in a test
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import shutil
@@ -82,6 +83,45 @@ def dcmsend(port: int, folder: Path, called: str = "DEID_GATEWAY",
     if proc.returncode != 0:
         raise AssertionError(f"dcmsend failed ({proc.returncode}): {proc.stderr[-2000:]}")
     return proc
+
+
+@contextlib.contextmanager
+def tmpfs(path: Path, size: str) -> Iterator[Path]:
+    """A tmpfs of ``size`` (``"8m"``) mounted at ``path`` for the block (root only), so that a
+    test can fill a real file system; unmounted (lazily, if still busy) afterwards."""
+    path.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0755", "tmpfs", str(path)],
+                   check=True, capture_output=True)
+    try:
+        yield path
+    finally:
+        if subprocess.run(["umount", str(path)], capture_output=True).returncode != 0:
+            subprocess.run(["umount", "-l", str(path)], capture_output=True)
+
+
+def can_mount() -> bool:
+    """Whether this process may mount a tmpfs (root with the mount command)."""
+    return os.geteuid() == 0 and shutil.which("mount") is not None
+
+
+def fill(path: Path, chunk: int = 64 * 1024) -> int:
+    """Write ``path`` until its file system is full (as another program would); returns the
+    bytes written. Delete the file to free the space again."""
+    written = 0
+    block = b"\0" * chunk
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        while True:
+            try:
+                written += os.write(fd, block)
+            except OSError as err:
+                if err.errno != errno.ENOSPC:
+                    raise
+                if len(block) == 1:
+                    return written
+                block = block[: len(block) // 2]  # top up the last partial page too
+    finally:
+        os.close(fd)
 
 
 class Orthanc:
