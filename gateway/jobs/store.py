@@ -59,6 +59,9 @@ class Finish:
     # A quarantine's stage and the tag paths its reason is about (never values).
     stage: str = ""
     paths: tuple[str, ...] = ()
+    # False for a retry caused by the node (full disk, database away), not by the job: the
+    # attempt its claim counted is given back (gateway.outcomes.NODE_CONDITIONS).
+    counted: bool = True
 
 
 @dataclass(frozen=True)
@@ -286,6 +289,13 @@ class JobStore:
                 conn.execute(
                     update(Job).where(Job.id == bindparam("b_id")),
                     rows,
+                )
+            uncounted = [r.job_id for r in mine if not r.counted]
+            if uncounted:
+                conn.execute(
+                    update(Job)
+                    .where(Job.id.in_(uncounted), Job.attempts > 0)
+                    .values(attempts=Job.attempts - 1)
                 )
             ready = [r.job_id for r in mine if r.state is JobState.READY]
             if ready and destinations:
