@@ -283,6 +283,13 @@ class Gateway:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
+    @property
+    def runtime_dir(self) -> Path:
+        """The gateway's runtime folder (metrics files, sockets, identity memory)."""
+        from gateway.config import parse_settings
+
+        return parse_settings(self.settings).runtime_dir
+
 
 @contextlib.contextmanager
 def gateway(root: Path, config: dict[str, Any]) -> Iterator[Gateway]:
@@ -295,6 +302,7 @@ def gateway(root: Path, config: dict[str, Any]) -> Iterator[Gateway]:
         finally:
             if g.proc is not None and g.proc.poll() is None:
                 g.kill()
+            shutil.rmtree(g.runtime_dir, ignore_errors=True)  # in /dev/shm unless configured
 
 
 def destination(o: Orthanc, name: str = "research", **extra: Any) -> dict[str, Any]:

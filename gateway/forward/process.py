@@ -3,7 +3,8 @@
 Forwarders run in a process of their own rather than in the serve process: sending and
 receiving are both pynetdicom code that needs the GIL for every PDU, and in one process the
 two paths slowed each other down (measured in docs/performance.md). Destination health is
-published to ``spool/state/destinations.json`` for the serve process (status, readiness).
+published to ``<runtime folder>/destinations.json`` for the serve process (status, readiness):
+not in the spool, which may be full while the forwarder is what frees it.
 """
 
 from __future__ import annotations
@@ -60,13 +61,13 @@ class Janitor:
         return removed
 
 
-def health_path(spool: Spool) -> Path:
-    return spool.root / "state" / HEALTH_FILE
+def health_path(runtime: Path) -> Path:
+    return runtime / HEALTH_FILE
 
 
-def write_health(spool: Spool, forwarders: Sequence[Forwarder]) -> None:
+def write_health(runtime: Path, forwarders: Sequence[Forwarder]) -> None:
     """Publish each destination's health atomically (a small JSON file)."""
-    path = health_path(spool)
+    path = health_path(runtime)
     path.parent.mkdir(parents=True, exist_ok=True)
     data = {f.dest.name: {**asdict(f.health), "updated": time.time()} for f in forwarders}
     tmp = path.with_suffix(".tmp")
@@ -74,10 +75,10 @@ def write_health(spool: Spool, forwarders: Sequence[Forwarder]) -> None:
     os.replace(tmp, path)
 
 
-def read_health(spool: Spool) -> dict[str, DestinationHealth]:
+def read_health(runtime: Path) -> dict[str, DestinationHealth]:
     """The last published health of each destination (empty before the first report)."""
     try:
-        data = json.loads(health_path(spool).read_text())
+        data = json.loads(health_path(runtime).read_text())
     except (OSError, ValueError):
         return {}
     out = {}
@@ -126,7 +127,7 @@ def run_forwarders(settings: Settings, stop: threading.Event) -> None:
     last_sweep = time.monotonic()
     while not stop.wait(1.0):
         with contextlib.suppress(OSError):
-            write_health(spool, forwarders)
+            write_health(settings.runtime_dir, forwarders)
         if time.monotonic() - last_sweep > 30.0:
             with contextlib.suppress(Exception):
                 janitor.sweep()
@@ -134,7 +135,7 @@ def run_forwarders(settings: Settings, stop: threading.Event) -> None:
     for t in threads:
         t.join(30)
     with contextlib.suppress(OSError):
-        write_health(spool, forwarders)
+        write_health(settings.runtime_dir, forwarders)
     _engine.dispose()
 
 
