@@ -147,6 +147,19 @@ def test_recover_node_returns_leased_work(store: JobStore) -> None:
     assert len(store.claim_deliveries("a", 10, 600)) == 1
 
 
+def test_recover_deliveries_returns_one_destinations_sends(store: JobStore) -> None:
+    """A forwarder thread that ended leaves its destination's sends to its replacement; the
+    other destination's leases stay."""
+    store.add_received(_new(1))
+    [job] = store.claim("w", 1, 600)
+    store.mark_ready(job.id, "w", ["a", "b"], None)
+    store.claim_deliveries("a", 10, 600)
+    store.claim_deliveries("b", 10, 600)
+    assert store.recover_deliveries("a") == 1
+    assert len(store.claim_deliveries("a", 10, 600)) == 1
+    assert store.claim_deliveries("b", 10, 600) == []
+
+
 def test_uncounted_retry_gives_the_attempt_back(store: JobStore) -> None:
     """A retry caused by the node (counted=False) leaves the job's attempts as they were."""
     store.add_received(_new(1))

@@ -396,6 +396,23 @@ class JobStore:
             ).rowcount
         return int(jobs or 0), int(deliveries or 0)
 
+    def recover_deliveries(self, destination: str) -> int:
+        """Deliveries of this node to ``destination`` that a forwarder thread which ended was
+        sending go back to pending (its replacement sends them again; a duplicate is
+        harmless, the same input giving the same SOP Instance UID)."""
+        now = self._now()
+        with self._session.begin() as s:
+            n = s.execute(  # type: ignore[attr-defined]
+                update(Delivery)
+                .where(
+                    Delivery.destination == destination,
+                    Delivery.state == DeliveryState.SENDING,
+                    Delivery.job_id.in_(select(Job.id).where(Job.node_id == self.node_id)),
+                )
+                .values(state=DeliveryState.PENDING, lease_until=None, next_attempt_at=now)
+            ).rowcount
+        return int(n or 0)
+
     # -- forwarders ----------------------------------------------------------------------
     def claim_deliveries(
         self, destination: str, limit: int, lease_seconds: float
