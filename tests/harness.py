@@ -14,6 +14,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -69,6 +70,27 @@ def storescu(
     return proc
 
 
+def c_store(port: int, files: Sequence[Path], sop_class: str = "1.2.840.10008.5.1.4.1.1.2",
+            called: str = "DEID_GATEWAY") -> list[int]:
+    """Send ``files`` (Explicit VR Little Endian, CT by default) over one pynetdicom
+    association and return each C-STORE status; an association aborted before an answer
+    fails the test."""
+    from pydicom.uid import ExplicitVRLittleEndian
+    from pynetdicom import AE
+
+    ae = AE(ae_title="MODALITY")
+    ae.add_requested_context(sop_class, ExplicitVRLittleEndian)
+    assoc = ae.associate("127.0.0.1", port, ae_title=called)
+    assert assoc.is_established
+    statuses = []
+    for f in files:
+        rsp = assoc.send_c_store(f)
+        assert assoc.is_established and "Status" in rsp, "association aborted, no answer"
+        statuses.append(int(rsp.Status))
+    assoc.release()
+    return statuses
+
+
 DCMSEND = shutil.which("dcmsend", path="/usr/bin:/usr/local/bin") or "/usr/bin/dcmsend"
 
 
@@ -122,6 +144,56 @@ def fill(path: Path, chunk: int = 64 * 1024) -> int:
                 block = block[: len(block) // 2]  # top up the last partial page too
     finally:
         os.close(fd)
+
+
+PG_BINS = sorted(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"))
+
+
+class Postgres:
+    """A PostgreSQL server of the test's own (``initdb``, ``pg_ctl``) on a free loopback port,
+    which a test may stop and start again without disturbing the shared server. Run as the
+    ``postgres`` user when the test runs as root (the server refuses root); its folder is in
+    /tmp, where that user can reach it."""
+
+    def __init__(self) -> None:
+        if not PG_BINS:
+            raise RuntimeError("PostgreSQL's server programs are not installed")
+        self.bin = PG_BINS[-1].parent
+        self.port = free_port()
+        self.root = Path(tempfile.mkdtemp(prefix="deid-pg-"))
+        self.data = self.root / "data"
+        if os.geteuid() == 0:
+            shutil.chown(self.root, "postgres", "postgres")
+        self._run("initdb", "-D", str(self.data), "-U", "postgres", "--auth=trust",
+                  "-E", "UTF8", "--no-sync")
+
+    @property
+    def url(self) -> str:
+        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
+
+    def _run(self, program: str, *args: str) -> None:
+        cmd = [str(self.bin / program), *args]
+        if os.geteuid() == 0:
+            cmd = ["runuser", "-u", "postgres", "--", *cmd]
+        subprocess.run(cmd, check=True, capture_output=True, timeout=120)
+
+    def start(self) -> Postgres:
+        options = (f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 "
+                   "-c fsync=off -c max_connections=200")
+        self._run("pg_ctl", "-D", str(self.data), "-l", str(self.root / "server.log"),
+                  "-o", options, "-w", "start")
+        return self
+
+    def stop(self) -> None:
+        """A fast shutdown: sessions are ended, new connections refused."""
+        if (self.data / "postmaster.pid").exists():
+            self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")
+
+    def destroy(self) -> None:
+        try:
+            self.stop()
+        finally:
+            shutil.rmtree(self.root, ignore_errors=True)
 
 
 class Orthanc:
