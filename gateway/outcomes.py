@@ -107,10 +107,15 @@ def node_condition(exc: BaseException) -> str | None:
     Only an ``OSError`` that carries an errno counts: pydicom raises a bare ``OSError`` for
     some malformed data sets, which is a problem of the instance."""
     if isinstance(exc, OSError) and exc.errno is not None:
-        return _STORAGE_ERRNOS.get(exc.errno)
+        return errno_condition(exc.errno)
     if isinstance(exc, _DATABASE_UNAVAILABLE):
         return DATABASE
     return None
+
+
+def errno_condition(code: int) -> str | None:
+    """The node condition a failed system call's errno reports (ENOSPC: disk_full), else None."""
+    return _STORAGE_ERRNOS.get(code)
 
 
 def backoff_delay(

@@ -666,7 +666,7 @@ def _build_worker(settings: Settings, owner: str, index: int, stop: StopEvent,
     tries = 0
     while not stop.is_set() and os.getppid() == parent_pid:
         try:
-            return build_worker(settings, owner, index)
+            built = build_worker(settings, owner, index)
         except Exception as exc:
             condition = node_condition(exc)
             if condition is None:
@@ -675,4 +675,8 @@ def _build_worker(settings: Settings, owner: str, index: int, stop: StopEvent,
                 log.warning("worker_waiting", condition=condition, step="start")
             tries += 1
             stop.wait(backoff_delay(tries, 0.5, NODE_WAIT_MAX))
+            continue
+        if tries:
+            log.info("worker_resumed", step="start", tries=tries)
+        return built
     return None

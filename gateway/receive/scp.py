@@ -37,7 +37,7 @@ from gateway.outcomes import (
     STATUS_CANNOT_UNDERSTAND,
     STATUS_OUT_OF_RESOURCES,
     STATUS_SUCCESS,
-    node_condition,
+    errno_condition,
 )
 from gateway.receive import allowlist, negotiation, streamfile
 from gateway.spool import Spool
@@ -181,15 +181,15 @@ class StoreHandler:
             return self._refuse(calling, refused, STATUS_OUT_OF_RESOURCES)
         failed = streamfile.write_error(event.request)
         if failed is not None:  # the data set could not be written to the spool as it came
-            return self._refuse(calling, _write_reason(OSError(failed, "")),
-                                STATUS_OUT_OF_RESOURCES)
+            return self._refuse(calling, _write_reason(failed), STATUS_OUT_OF_RESOURCES)
         path = Path(event.dataset_path)
         try:
             facts = read_header_facts(path)
             size = path.stat().st_size
         except OSError as err:
             if err.errno is not None:  # our file, not the data set: the sender may retry
-                return self._refuse(calling, _write_reason(err), STATUS_OUT_OF_RESOURCES)
+                return self._refuse(calling, _write_reason(err.errno),
+                                    STATUS_OUT_OF_RESOURCES)
             return self._refuse(calling, "cannot_understand", STATUS_CANNOT_UNDERSTAND)
         except (InvalidDicomError, EOFError, ValueError, KeyError, TypeError, zlib.error):
             return self._refuse(calling, "cannot_understand", STATUS_CANNOT_UNDERSTAND)
@@ -198,7 +198,7 @@ class StoreHandler:
             final = self._spool.commit_incoming(path, job_id)
         except OSError as err:
             self._spool.incoming_path(job_id).unlink(missing_ok=True)  # renamed, not durable
-            return self._refuse(calling, _write_reason(err), STATUS_OUT_OF_RESOURCES)
+            return self._refuse(calling, _write_reason(err.errno), STATUS_OUT_OF_RESOURCES)
         try:
             self._store.add_received(
                 NewJob(
@@ -237,9 +237,10 @@ class StoreHandler:
                  bytes=size, duration_ms=round(seconds * 1000, 2))
 
 
-def _write_reason(err: OSError) -> str:
-    """The refusal reason of a failed spool write: a full disk or quota, else ``spool_write``."""
-    return DISK_FULL if node_condition(err) == DISK_FULL else "spool_write"
+def _write_reason(code: int | None) -> str:
+    """The refusal reason of a failed spool write (its errno): a full disk or quota
+    (``disk_full``), else ``spool_write``."""
+    return DISK_FULL if code is not None and errno_condition(code) == DISK_FULL else "spool_write"
 
 
 def _on_requested(allowed: tuple[Any, ...], observe: Observer) -> Callable[[Any], None]:
