@@ -16,9 +16,9 @@ import contextlib
 import fcntl
 import multiprocessing as mp
 import os
+import shutil
 import signal
 import sys
-import tempfile
 import threading
 import time
 from multiprocessing.process import BaseProcess
@@ -49,6 +49,7 @@ from gateway.observe.readiness import Readiness
 from gateway.pipeline.compose import ReleasePipelines, build_pipeline
 from gateway.pipeline.stage import StageServices
 from gateway.pipeline.worker import JobRunner, worker_main
+from gateway.receive import streamfile
 from gateway.receive.scp import SpoolBudget, StoreHandler, start_receiver
 from gateway.sink import run_sink
 from gateway.spool import Spool
@@ -66,7 +67,7 @@ def configure_pynetdicom(tmpdir: Path) -> None:
 
     flowcontrol.install()
     sys.setswitchinterval(0.0005)
-    tempfile.tempdir = str(tmpdir)  # received streams land in the spool's file system
+    streamfile.install(tmpdir)  # received streams land in the spool; a full disk: 0xA700
     _config.STORE_RECV_CHUNKED_DATASET = True
     _config.STORE_SEND_CHUNKED_DATASET = True
     _config.UNRESTRICTED_STORAGE_SERVICE = True
@@ -94,7 +95,7 @@ def build_services(settings: Settings) -> StageServices:
     Built inside each worker process (never before a fork): database connections and caches
     are per process; consistency across processes comes from the keyed derivation.
     """
-    services = StageServices(settings=settings, memory_dir=settings.spool.root)
+    services = StageServices(settings=settings, memory_dir=settings.runtime_dir)
     if needs_pseudonyms(settings):
         from gateway.pseudonyms.factory import open_pseudonymizer
 
@@ -145,10 +146,12 @@ def sink_main(settings: Settings) -> None:
 
 
 class SpoolLock:
-    """One serve process per spool: an exclusive lock file held for the process lifetime."""
+    """One serve process per spool (and per runtime folder): an exclusive lock file held for
+    the process lifetime."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, what: str = "spool") -> None:
         self.path = path
+        self.what = what
         self._fh: IO[str] | None = None
 
     def acquire(self) -> None:
@@ -159,7 +162,7 @@ class SpoolLock:
         except BlockingIOError:
             fh.close()
             raise StartupError(
-                f"another gateway is running on the spool {self.path.parent} (lock held)"
+                f"another gateway is running on the {self.what} {self.path.parent} (lock held)"
             ) from None
         self._fh = fh
 
@@ -168,6 +171,25 @@ class SpoolLock:
             fcntl.flock(self._fh, fcntl.LOCK_UN)
             self._fh.close()
             self._fh = None
+
+
+def prepare_runtime(runtime: Path, spool_root: Path) -> Path:
+    """Create the runtime folder (mode 0700) and refuse one on the spool's file system (the
+    same ``st_dev``): a process writing a memory-mapped file there would be killed (SIGBUS)
+    when the spool fills, the forwarder that frees it included."""
+    advice = ("set runtime.dir to a folder on another file system than the spool, such as a "
+              "tmpfs (/dev/shm, /run)")
+    try:
+        runtime.mkdir(mode=0o700, parents=True, exist_ok=True)
+        same = os.stat(runtime).st_dev == os.stat(spool_root).st_dev
+    except OSError as err:
+        raise StartupError(f"runtime folder {runtime}: {err.strerror}; {advice}") from None
+    if same:
+        raise StartupError(
+            f"runtime folder {runtime} is on the same file system as the spool {spool_root}: "
+            f"a full spool would stop the processes that free it; {advice}"
+        )
+    return runtime.resolve()
 
 
 class Gateway:
@@ -188,6 +210,8 @@ class Gateway:
         self._server: Any = None
         self._handler: StoreHandler | None = None
         self._lock = SpoolLock(self.spool.root / "gateway.lock")
+        self.runtime = settings.runtime_dir
+        self._runtime_lock = SpoolLock(self.runtime / "gateway.lock", "runtime folder")
         self.engine: Engine | None = None
         self.store: JobStore | None = None
         self.metrics: GatewayMetrics | None = None
@@ -200,6 +224,8 @@ class Gateway:
         s = self.settings
         self.spool.create()
         self._lock.acquire()
+        self.runtime = prepare_runtime(self.runtime, self.spool.root)
+        self._runtime_lock.acquire()
         observe = self._start_metrics()
         self.engine, self.store = open_store(s)
         upgrade(self.engine)
@@ -233,6 +259,7 @@ class Gateway:
             destinations=[d.name for d in s.destinations],
             sink=s.sink_enabled,
             metrics_port=self._http.port if self._http is not None else None,
+            runtime=str(self.runtime),
         )
 
     # -- metrics ---------------------------------------------------------------------------
@@ -241,7 +268,7 @@ class Gateway:
         s = self.settings
         if not s.metrics.enabled:
             return _ignore
-        self._metrics_dir = enable_multiprocess(self.spool.root / "metrics")
+        self._metrics_dir = enable_multiprocess(self.runtime / "metrics")
         self.metrics = GatewayMetrics(calling_aes=allowed_titles(s))
         self.metrics.initialise(s.pipeline.stages, [d.name for d in s.destinations])
         return self.metrics.observe
@@ -278,7 +305,7 @@ class Gateway:
 
     def _health(self) -> dict[str, Any]:
         """What the forwarder process last published about each destination."""
-        published = read_health(self.spool)
+        published = read_health(self.runtime)
         return {d.name: published.get(d.name, DestinationHealth()) for d in
                 self.settings.destinations}
 
@@ -400,8 +427,11 @@ class Gateway:
                 proc.join(5)
         if self._http is not None:
             self._http.stop()
+        if self._metrics_dir is not None:  # this run's samples; the next start begins afresh
+            shutil.rmtree(self._metrics_dir, ignore_errors=True)
         if self.engine is not None:
             self.engine.dispose()
+        self._runtime_lock.release()
         self._lock.release()
         log.info("stopped")
 

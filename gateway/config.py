@@ -7,6 +7,7 @@ are rejected with a message that names the key (see :func:`load_settings`).
 
 from __future__ import annotations
 
+import hashlib
 import os
 import socket
 from pathlib import Path
@@ -18,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from gateway.pixels.settings import PixelSettings
 
 AE_TITLE_MAX = 16
+SHARED_MEMORY = Path("/dev/shm")  # Linux's tmpfs for shared memory: the default runtime home
 
 
 class ConfigError(Exception):
@@ -97,6 +99,20 @@ class SpoolSettings(_Model):
     min_free_bytes: int = Field(default=1 * 1024**3, ge=0)
     # Seconds to keep the spool files of a sent job (0: remove once the PACS confirmed).
     keep_sent_seconds: float = Field(default=0.0, ge=0)
+
+
+class RuntimeSettings(_Model):
+    """Where the processes' runtime files live: metrics' memory-mapped files, the scrubber's
+    socket, destination health, the identity memory and a lock.
+
+    It must be on another file system than the spool: a process that writes to a memory-mapped
+    file on a full file system is killed (SIGBUS), and the forwarder, which frees the spool,
+    must keep running when the spool is full. ``serve`` refuses to start otherwise.
+    """
+
+    # None: /dev/shm/deid-gateway-<hash of the spool's path> (a tmpfs on Linux; emptied at
+    # reboot). The `started` log line names the folder.
+    dir: Path | None = None
 
 
 class WorkerSettings(_Model):
@@ -263,6 +279,7 @@ class Settings(_Model):
     receiver: ReceiverSettings = ReceiverSettings()
     database: DatabaseSettings = DatabaseSettings()
     spool: SpoolSettings = SpoolSettings()
+    runtime: RuntimeSettings = RuntimeSettings()
     workers: WorkerSettings = WorkerSettings()
     pipeline: PipelineSettings = PipelineSettings()
     destinations: tuple[DestinationSettings, ...] = ()
@@ -295,6 +312,16 @@ class Settings(_Model):
         if len(set(names)) != len(names):
             raise ValueError("destinations: names must be unique")
         return self
+
+    @property
+    def runtime_dir(self) -> Path:
+        """``runtime.dir``, else a folder in /dev/shm of this spool's own, named by a hash of
+        the spool's absolute path (every process of the node, and the offline command run
+        from the same folder, find the same one)."""
+        if self.runtime.dir is not None:
+            return self.runtime.dir
+        spool = str(self.spool.root.resolve()).encode()
+        return SHARED_MEMORY / f"deid-gateway-{hashlib.sha256(spool).hexdigest()[:12]}"
 
     @property
     def sink_enabled(self) -> bool:

@@ -8,10 +8,14 @@ PS3.7 Annex C (status type ranges).
 from __future__ import annotations
 
 import enum
+import errno
 import random
 import socket
+import sqlite3
 import ssl
 from dataclasses import dataclass
+
+from sqlalchemy import exc as sa_exc
 
 
 class Next(enum.StrEnum):
@@ -70,6 +74,48 @@ def classify_exception(exc: BaseException) -> Next:
     if isinstance(exc, TRANSIENT_EXCEPTIONS):
         return Next.RETRY
     return Next.QUARANTINE
+
+
+# Conditions of the node, not of an instance: a job that meets one waits for the node to
+# recover, with its attempts untouched, and is never quarantined for it (the forwarder treats
+# an unreachable destination alike). The value is the reason class recorded on the job.
+DISK_FULL = "disk_full"  # ENOSPC, EDQUOT: space frees when the forwarder sends or an operator acts
+STORAGE_ERROR = "storage_error"  # EIO, EROFS: the spool's device or file system failed
+DATABASE = "database"  # the job database cannot be reached or is busy
+NODE_CONDITIONS = frozenset({DISK_FULL, STORAGE_ERROR, DATABASE})
+_STORAGE_ERRNOS = {
+    errno.ENOSPC: DISK_FULL,
+    errno.EDQUOT: DISK_FULL,
+    errno.EIO: STORAGE_ERROR,
+    errno.EROFS: STORAGE_ERROR,
+}
+# SQLAlchemy's classes for a database that cannot answer now (connection refused or lost,
+# server shutting down, pool exhausted, SQLite busy or full), and sqlite3's own, which the
+# engine's BEGIN IMMEDIATE raises unwrapped; a programming or integrity error is not one.
+_DATABASE_UNAVAILABLE: tuple[type[BaseException], ...] = (
+    sqlite3.OperationalError,
+    sa_exc.OperationalError,
+    sa_exc.InterfaceError,
+    sa_exc.DisconnectionError,
+    sa_exc.TimeoutError,
+)
+
+
+def node_condition(exc: BaseException) -> str | None:
+    """The node condition an exception reports (:data:`NODE_CONDITIONS`), else None.
+
+    Only an ``OSError`` that carries an errno counts: pydicom raises a bare ``OSError`` for
+    some malformed data sets, which is a problem of the instance."""
+    if isinstance(exc, OSError) and exc.errno is not None:
+        return errno_condition(exc.errno)
+    if isinstance(exc, _DATABASE_UNAVAILABLE):
+        return DATABASE
+    return None
+
+
+def errno_condition(code: int) -> str | None:
+    """The node condition a failed system call's errno reports (ENOSPC: disk_full), else None."""
+    return _STORAGE_ERRNOS.get(code)
 
 
 def backoff_delay(

@@ -6,6 +6,7 @@ Everything runs as a subprocess, as a user would run it, on free ports in a test
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import shutil
@@ -13,6 +14,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -68,6 +70,27 @@ def storescu(
     return proc
 
 
+def c_store(port: int, files: Sequence[Path], sop_class: str = "1.2.840.10008.5.1.4.1.1.2",
+            called: str = "DEID_GATEWAY") -> list[int]:
+    """Send ``files`` (Explicit VR Little Endian, CT by default) over one pynetdicom
+    association and return each C-STORE status; an association aborted before an answer
+    fails the test."""
+    from pydicom.uid import ExplicitVRLittleEndian
+    from pynetdicom import AE
+
+    ae = AE(ae_title="MODALITY")
+    ae.add_requested_context(sop_class, ExplicitVRLittleEndian)
+    assoc = ae.associate("127.0.0.1", port, ae_title=called)
+    assert assoc.is_established
+    statuses = []
+    for f in files:
+        rsp = assoc.send_c_store(f)
+        assert assoc.is_established and "Status" in rsp, "association aborted, no answer"
+        statuses.append(int(rsp.Status))
+    assoc.release()
+    return statuses
+
+
 DCMSEND = shutil.which("dcmsend", path="/usr/bin:/usr/local/bin") or "/usr/bin/dcmsend"
 
 
@@ -82,6 +105,95 @@ def dcmsend(port: int, folder: Path, called: str = "DEID_GATEWAY",
     if proc.returncode != 0:
         raise AssertionError(f"dcmsend failed ({proc.returncode}): {proc.stderr[-2000:]}")
     return proc
+
+
+@contextlib.contextmanager
+def tmpfs(path: Path, size: str) -> Iterator[Path]:
+    """A tmpfs of ``size`` (``"8m"``) mounted at ``path`` for the block (root only), so that a
+    test can fill a real file system; unmounted (lazily, if still busy) afterwards."""
+    path.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0755", "tmpfs", str(path)],
+                   check=True, capture_output=True)
+    try:
+        yield path
+    finally:
+        if subprocess.run(["umount", str(path)], capture_output=True).returncode != 0:
+            subprocess.run(["umount", "-l", str(path)], capture_output=True)
+
+
+def can_mount() -> bool:
+    """Whether this process may mount a tmpfs (root with the mount command)."""
+    return os.geteuid() == 0 and shutil.which("mount") is not None
+
+
+def fill(path: Path, chunk: int = 64 * 1024) -> int:
+    """Write ``path`` until its file system is full (as another program would); returns the
+    bytes written. Delete the file to free the space again."""
+    written = 0
+    block = b"\0" * chunk
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        while True:
+            try:
+                written += os.write(fd, block)
+            except OSError as err:
+                if err.errno != errno.ENOSPC:
+                    raise
+                if len(block) == 1:
+                    return written
+                block = block[: len(block) // 2]  # top up the last partial page too
+    finally:
+        os.close(fd)
+
+
+PG_BINS = sorted(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"))
+
+
+class Postgres:
+    """A PostgreSQL server of the test's own (``initdb``, ``pg_ctl``) on a free loopback port,
+    which a test may stop and start again without disturbing the shared server. Run as the
+    ``postgres`` user when the test runs as root (the server refuses root); its folder is in
+    /tmp, where that user can reach it."""
+
+    def __init__(self) -> None:
+        if not PG_BINS:
+            raise RuntimeError("PostgreSQL's server programs are not installed")
+        self.bin = PG_BINS[-1].parent
+        self.port = free_port()
+        self.root = Path(tempfile.mkdtemp(prefix="deid-pg-"))
+        self.data = self.root / "data"
+        if os.geteuid() == 0:
+            shutil.chown(self.root, "postgres", "postgres")
+        self._run("initdb", "-D", str(self.data), "-U", "postgres", "--auth=trust",
+                  "-E", "UTF8", "--no-sync")
+
+    @property
+    def url(self) -> str:
+        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
+
+    def _run(self, program: str, *args: str) -> None:
+        cmd = [str(self.bin / program), *args]
+        if os.geteuid() == 0:
+            cmd = ["runuser", "-u", "postgres", "--", *cmd]
+        subprocess.run(cmd, check=True, capture_output=True, timeout=120)
+
+    def start(self) -> Postgres:
+        options = (f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 "
+                   "-c fsync=off -c max_connections=200")
+        self._run("pg_ctl", "-D", str(self.data), "-l", str(self.root / "server.log"),
+                  "-o", options, "-w", "start")
+        return self
+
+    def stop(self) -> None:
+        """A fast shutdown: sessions are ended, new connections refused."""
+        if (self.data / "postmaster.pid").exists():
+            self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")
+
+    def destroy(self) -> None:
+        try:
+            self.stop()
+        finally:
+            shutil.rmtree(self.root, ignore_errors=True)
 
 
 class Orthanc:
@@ -243,6 +355,13 @@ class Gateway:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
+    @property
+    def runtime_dir(self) -> Path:
+        """The gateway's runtime folder (metrics files, sockets, identity memory)."""
+        from gateway.config import parse_settings
+
+        return parse_settings(self.settings).runtime_dir
+
 
 @contextlib.contextmanager
 def gateway(root: Path, config: dict[str, Any]) -> Iterator[Gateway]:
@@ -255,6 +374,7 @@ def gateway(root: Path, config: dict[str, Any]) -> Iterator[Gateway]:
         finally:
             if g.proc is not None and g.proc.poll() is None:
                 g.kill()
+            shutil.rmtree(g.runtime_dir, ignore_errors=True)  # in /dev/shm unless configured
 
 
 def destination(o: Orthanc, name: str = "research", **extra: Any) -> dict[str, Any]:

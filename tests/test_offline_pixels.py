@@ -27,7 +27,8 @@ CLI = [sys.executable, "-m", "gateway.cli"]
 
 
 def _settings(tmp_path: Path) -> Settings:
-    return parse_settings({"spool": {"root": str(tmp_path / "spool")}})
+    return parse_settings({"spool": {"root": str(tmp_path / "spool")},
+                           "runtime": {"dir": str(tmp_path / "run")}})
 
 
 @pytest.fixture

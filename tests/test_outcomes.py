@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import errno
 import random
+import sqlite3
 
 import pytest
+from sqlalchemy.exc import IntegrityError, OperationalError
 
-from gateway.outcomes import Next, backoff_delay, classify_exception, classify_store_status
+from gateway.outcomes import (
+    Next,
+    backoff_delay,
+    classify_exception,
+    classify_store_status,
+    node_condition,
+)
 
 
 @pytest.mark.parametrize(
@@ -52,3 +61,24 @@ def test_exception_classes() -> None:
     assert classify_exception(ConnectionRefusedError()) is Next.RETRY
     assert classify_exception(TimeoutError()) is Next.RETRY
     assert classify_exception(ValueError("bad")) is Next.QUARANTINE
+
+
+@pytest.mark.parametrize(
+    ("exc", "condition"),
+    [
+        (OSError(errno.ENOSPC, "No space left on device"), "disk_full"),
+        (OSError(errno.EDQUOT, "Disk quota exceeded"), "disk_full"),
+        (OSError(errno.EIO, "Input/output error"), "storage_error"),
+        (OSError(errno.EROFS, "Read-only file system"), "storage_error"),
+        (OperationalError("SELECT 1", {}, Exception("connection refused")), "database"),
+        (sqlite3.OperationalError("database is locked"), "database"),
+        (OSError("No tag to read at file position 18E"), None),  # pydicom's, no errno
+        (FileNotFoundError(errno.ENOENT, "gone"), None),
+        (IntegrityError("INSERT", {}, Exception("duplicate key")), None),
+        (ValueError("bad"), None),
+    ],
+)
+def test_node_conditions(exc: BaseException, condition: str | None) -> None:
+    """A full or failing disk and an unreachable database are node conditions; errors of an
+    instance or of the code are not."""
+    assert node_condition(exc) == condition

@@ -38,7 +38,7 @@ from gateway.receive.scp import SpoolBudget, StoreHandler, read_header_facts, st
 from gateway.spool import Spool
 
 import dicomgen
-from harness import free_port
+from harness import can_mount, free_port, tmpfs
 
 _FLAGS = (
     "STORE_RECV_CHUNKED_DATASET",
@@ -232,6 +232,51 @@ def test_malformed_dataset_is_refused_cannot_understand(receiver: Receiver, tmp_
     assoc.release()
     assert receiver.store.counts()["received"] == 0
     assert not list(receiver.spool.incoming.iterdir())
+
+
+def test_truncated_sequence_is_refused_cannot_understand(
+    receiver: Receiver, tmp_path: Path
+) -> None:
+    """A sequence cut off by the end of the data (pydicom raises a bare OSError, with no
+    errno) is the sender's problem: 0xC000, not the 0xA700 of a failed spool write."""
+    ds = dcmread(_ct(tmp_path))
+    path = tmp_path / "cut-sequence.dcm"
+    uid = b"1.2.840.10008.5.1.4.1.1.2\x00"
+    with open(path, "wb") as fh:
+        fh.write(b"\x00" * 128 + b"DICM")
+        write_file_meta_info(fh, ds.file_meta)  # type: ignore[arg-type]
+        fh.write(b"\x08\x00\x16\x00UI" + len(uid).to_bytes(2, "little") + uid)
+        fh.write(b"\x08\x00\x40\x11SQ\x00\x00\xff\xff\xff\xff")  # (0008,1140), no items
+    with pytest.raises(OSError) as raised:
+        read_header_facts(path)
+    assert raised.value.errno is None
+    assoc = _assoc(receiver.port, [(dicomgen.CT_IMAGE, [ExplicitVRLittleEndian])])
+    assert assoc.send_c_store(path).Status == 0xC000
+    assoc.release()
+    assert receiver.store.counts()["received"] == 0
+
+
+@pytest.mark.skipif(not can_mount(), reason="mounting a tmpfs needs root")
+def test_full_disk_while_streaming_refuses_and_keeps_the_association(
+    tmp_path: Path, pynetdicom_flags: None
+) -> None:
+    """A data set that does not fit on the spool's file system gets 0xA700 (disk_full), not an
+    aborted association; nothing is kept of it, and an instance that fits is then stored."""
+    with tmpfs(tmp_path / "spool", "1m"):
+        for r in _receiver(tmp_path, spool={"min_free_bytes": 0}):
+            big = _ct(tmp_path, "big.dcm", size=768)  # 1.1 MiB of pixels
+            small = _ct(tmp_path, "small.dcm", size=64)
+            assoc = _assoc(r.port, [(dicomgen.CT_IMAGE, [ExplicitVRLittleEndian]),
+                                    (Verification, [ExplicitVRLittleEndian])])
+            assert assoc.send_c_store(big).Status == 0xA700
+            assert assoc.is_established
+            assert ("store_refused", {"calling_ae": "TESTSCU", "reason": "disk_full"}, 1) \
+                in r.events
+            assert not list(r.spool.tmp.iterdir()) and not list(r.spool.incoming.iterdir())
+            assert assoc.send_c_echo().Status == 0
+            assert assoc.send_c_store(small).Status == 0x0000
+            assoc.release()
+            assert r.store.counts()["received"] == 1
 
 
 def test_spool_over_limit_refuses_out_of_resources(

@@ -9,7 +9,7 @@ from sqlalchemy import Engine
 
 from gateway.jobs.models import utcnow
 from gateway.jobs.states import JobState
-from gateway.jobs.store import JobStore, NewJob
+from gateway.jobs.store import Finish, JobStore, NewJob
 
 
 class Clock:
@@ -145,6 +145,29 @@ def test_recover_node_returns_leased_work(store: JobStore) -> None:
     assert store.recover_node() == (2, 1)
     assert len(store.claim("w2", 10, 600)) == 2
     assert len(store.claim_deliveries("a", 10, 600)) == 1
+
+
+def test_recover_deliveries_returns_one_destinations_sends(store: JobStore) -> None:
+    """A forwarder thread that ended leaves its destination's sends to its replacement; the
+    other destination's leases stay."""
+    store.add_received(_new(1))
+    [job] = store.claim("w", 1, 600)
+    store.mark_ready(job.id, "w", ["a", "b"], None)
+    store.claim_deliveries("a", 10, 600)
+    store.claim_deliveries("b", 10, 600)
+    assert store.recover_deliveries("a") == 1
+    assert len(store.claim_deliveries("a", 10, 600)) == 1
+    assert store.claim_deliveries("b", 10, 600) == []
+
+
+def test_uncounted_retry_gives_the_attempt_back(store: JobStore) -> None:
+    """A retry caused by the node (counted=False) leaves the job's attempts as they were."""
+    store.add_received(_new(1))
+    [job] = store.claim("w", 1, 60)
+    store.finish("w", [Finish(job.id, JobState.RECEIVED, "write: ENOSPC", "disk_full",
+                              counted=False)])
+    [again] = store.claim("w", 1, 60)
+    assert again.attempts == 1
 
 
 def test_release_for_retry_counts_attempts(store: JobStore, clock: Clock) -> None:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import random
 from pathlib import Path
 
 import pytest
 from pydicom import Dataset, dcmread
 from pydicom.uid import generate_uid
+from sqlalchemy.exc import OperationalError
 
 from gateway.config import Settings, parse_settings
 from gateway.db import make_engine, upgrade
@@ -22,6 +24,7 @@ from gateway.pseudonyms.interface import InMemoryPseudonymizer
 from gateway.spool import Spool
 
 import dicomgen
+from harness import can_mount, fill, tmpfs
 
 
 class Scripted:
@@ -204,3 +207,143 @@ def test_lease_is_renewed_while_a_long_job_runs(tmp_path: Path) -> None:
         stop.set()
         t.join(5)
     assert store.get("job1").state == JobState.READY  # type: ignore[union-attr]
+
+
+def _later(store: JobStore, minutes: int) -> None:
+    """Move the store's clock on, past any retry delay."""
+    store._now = lambda: utcnow() + dt.timedelta(minutes=minutes)
+
+
+@pytest.mark.parametrize(
+    ("exc", "reason_class"),
+    [
+        (OSError(errno.ENOSPC, "No space left on device"), "disk_full"),
+        (OSError(errno.EDQUOT, "Disk quota exceeded"), "disk_full"),
+        (OSError(errno.EIO, "Input/output error"), "storage_error"),
+        (OperationalError("SELECT 1", {}, Exception("server closed the connection")),
+         "database"),
+    ],
+)
+def test_node_condition_in_a_stage_waits_without_using_attempts(
+    tmp_path: Path, exc: Exception, reason_class: str
+) -> None:
+    """A stage failing because of the node (full disk, failing disk, database away) sends the
+    job back with its attempt given back, however often: it is never quarantined."""
+    s = parse_settings({"spool": {"root": str(tmp_path / "spool")},
+                        "workers": {"max_attempts": 2}})
+    runner, store, spool, _ = _setup(tmp_path, [Scripted(exc=exc)], s)
+    _receive(store, spool, _ct(), "job1")
+    for n in range(5):
+        _later(store, 10 * n)
+        runner.run_batch(store.claim("w", 1, 60))
+        info = store.get("job1")
+        assert info is not None and info.state == JobState.RECEIVED
+        assert info.attempts == 0 and info.reason_class == reason_class
+
+
+def test_oserror_without_errno_in_a_stage_quarantines(tmp_path: Path) -> None:
+    """A bare OSError (pydicom's for a malformed sequence) is the instance's problem."""
+    runner, store, spool, _s = _setup(tmp_path, [Scripted(exc=OSError("No tag to read"))])
+    _receive(store, spool, _ct(), "job1")
+    runner.run_batch(store.claim("w", 1, 60))
+    info = store.get("job1")
+    assert info is not None and info.state == JobState.QUARANTINED
+
+
+@pytest.mark.skipif(not can_mount(), reason="mounting a tmpfs needs root")
+def test_full_disk_on_write_waits_then_completes(tmp_path: Path) -> None:
+    """An output that cannot be written on a full spool (ENOSPC) waits, its attempts untouched,
+    for longer than max_attempts allows; once space frees, the job completes."""
+    with tmpfs(tmp_path / "spool", "2m"):
+        s = parse_settings({"spool": {"root": str(tmp_path / "spool")},
+                            "pipeline": {"stages": ["passthrough"]},
+                            "workers": {"max_attempts": 2}})
+        runner, store, spool, _ = _setup(tmp_path, settings=s)
+        _receive(store, spool, _ct(), "job1")
+        filler = tmp_path / "spool" / "filler"
+        fill(filler)
+        for n in range(4):
+            _later(store, 10 * n)
+            runner.run_batch(store.claim("w", 1, 60))
+            info = store.get("job1")
+            assert info is not None and info.state == JobState.RECEIVED
+            assert (info.attempts, info.reason_class) == (0, "disk_full")
+            assert info.last_error == "write: spool output failed (ENOSPC)"
+        assert not list(spool.tmp.iterdir())  # the partial output is gone
+        filler.unlink()
+        _later(store, 60)
+        runner.run_batch(store.claim("w", 1, 60))
+        info = store.get("job1")
+        assert info is not None and info.state == JobState.READY and info.attempts == 1
+        assert spool.outgoing_path("job1").exists()
+
+
+class LocksTheDatabase:
+    """A stage that, the first time it runs, has another connection take SQLite's write lock
+    for ``hold`` seconds: the worker's commit that follows finds the database busy."""
+
+    name = "locks"
+
+    def __init__(self, db: Path, hold: float) -> None:
+        self.db = db
+        self.hold = hold
+        self.calls = 0
+
+    def __call__(self, ds: Dataset, ctx: StageContext) -> Outcome:
+        self.calls += 1
+        if self.calls == 1:
+            import sqlite3
+            import threading
+
+            conn = sqlite3.connect(self.db, isolation_level=None, check_same_thread=False)
+            conn.execute("BEGIN IMMEDIATE")
+
+            def unlock() -> None:
+                conn.execute("ROLLBACK")
+                conn.close()
+
+            threading.Timer(self.hold, unlock).start()
+        return Outcome.proceed()
+
+
+def test_worker_waits_for_a_busy_database_and_gives_the_batch_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """When the batch's outcome cannot be committed (the database is locked), the worker
+    neither dies nor quarantines: it waits, gives the job back with its attempt once the
+    database answers, and runs it again."""
+    import threading
+
+    from gateway.db import engine as engine_module
+    from gateway.pipeline.worker import worker_loop
+
+    monkeypatch.setattr(engine_module, "BUSY_TIMEOUT_S", 0.2)  # give up on the lock sooner
+    s = parse_settings({"spool": {"root": str(tmp_path / "spool")},
+                        "workers": {"poll_interval": 0.01, "max_attempts": 1}})
+    stage = LocksTheDatabase(tmp_path / "g.db", hold=2.0)
+    runner, store, spool, _ = _setup(tmp_path, [stage], s)
+    _receive(store, spool, _ct(), "job1")
+    stop = threading.Event()
+    failed: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            worker_loop(runner, store, s, "w", stop)
+        except BaseException as exc:
+            failed.append(exc)
+
+    t = threading.Thread(target=run)
+    t.start()
+    try:
+        for _ in range(150):
+            info = store.get("job1")
+            if info is not None and info.state == JobState.READY:
+                break
+            stop.wait(0.1)
+    finally:
+        stop.set()
+        t.join(10)
+    assert failed == []
+    info = store.get("job1")
+    assert info is not None and info.state == JobState.READY
+    assert stage.calls == 2 and info.attempts == 1  # run again; the lost attempt given back

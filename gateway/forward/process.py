@@ -3,7 +3,12 @@
 Forwarders run in a process of their own rather than in the serve process: sending and
 receiving are both pynetdicom code that needs the GIL for every PDU, and in one process the
 two paths slowed each other down (measured in docs/performance.md). Destination health is
-published to ``spool/state/destinations.json`` for the serve process (status, readiness).
+published to ``<runtime folder>/destinations.json`` for the serve process (status, readiness):
+not in the spool, which may be full while the forwarder is what frees it.
+
+A destination's thread that ends while the process runs (the job database went away under
+it, a spool file could not be moved) is started again after a growing delay (up to 10 s), so
+that the node recovers by itself once the condition is over.
 """
 
 from __future__ import annotations
@@ -22,8 +27,10 @@ from gateway.config import Settings
 from gateway.forward.scu import DestinationHealth, Forwarder, Observer
 from gateway.jobs.states import JobState
 from gateway.jobs.store import JobStore
+from gateway.observe.logs import get_logger
 from gateway.spool import Spool
 
+log = get_logger("gateway.forward")
 HEALTH_FILE = "destinations.json"
 
 
@@ -60,13 +67,13 @@ class Janitor:
         return removed
 
 
-def health_path(spool: Spool) -> Path:
-    return spool.root / "state" / HEALTH_FILE
+def health_path(runtime: Path) -> Path:
+    return runtime / HEALTH_FILE
 
 
-def write_health(spool: Spool, forwarders: Sequence[Forwarder]) -> None:
+def write_health(runtime: Path, forwarders: Sequence[Forwarder]) -> None:
     """Publish each destination's health atomically (a small JSON file)."""
-    path = health_path(spool)
+    path = health_path(runtime)
     path.parent.mkdir(parents=True, exist_ok=True)
     data = {f.dest.name: {**asdict(f.health), "updated": time.time()} for f in forwarders}
     tmp = path.with_suffix(".tmp")
@@ -74,10 +81,10 @@ def write_health(spool: Spool, forwarders: Sequence[Forwarder]) -> None:
     os.replace(tmp, path)
 
 
-def read_health(spool: Spool) -> dict[str, DestinationHealth]:
+def read_health(runtime: Path) -> dict[str, DestinationHealth]:
     """The last published health of each destination (empty before the first report)."""
     try:
-        data = json.loads(health_path(spool).read_text())
+        data = json.loads(health_path(runtime).read_text())
     except (OSError, ValueError):
         return {}
     out = {}
@@ -117,16 +124,13 @@ def run_forwarders(settings: Settings, stop: threading.Event) -> None:
         Forwarder(dest, store, spool, stop, janitor.on_sent, observe=observe)
         for dest in settings.destinations
     ]
-    threads = [
-        threading.Thread(target=f.run, name=f"forward-{f.dest.name}", daemon=True)
-        for f in forwarders
-    ]
-    for t in threads:
-        t.start()
+    threads = [_DestinationThread(f, store) for f in forwarders]
     last_sweep = time.monotonic()
     while not stop.wait(1.0):
+        for t in threads:
+            t.restart_if_ended(stop)
         with contextlib.suppress(OSError):
-            write_health(spool, forwarders)
+            write_health(settings.runtime_dir, forwarders)
         if time.monotonic() - last_sweep > 30.0:
             with contextlib.suppress(Exception):
                 janitor.sweep()
@@ -134,8 +138,54 @@ def run_forwarders(settings: Settings, stop: threading.Event) -> None:
     for t in threads:
         t.join(30)
     with contextlib.suppress(OSError):
-        write_health(spool, forwarders)
+        write_health(settings.runtime_dir, forwarders)
     _engine.dispose()
+
+
+class _DestinationThread:
+    """The thread running one destination's :class:`Forwarder`, started again when it ends
+    before the process is told to stop: after 1 s, then doubling up to 10 s while it keeps
+    ending within a minute. The deliveries it was sending go back to pending first (this
+    process is the only sender of the node's deliveries to that destination)."""
+
+    def __init__(self, forwarder: Forwarder, store: JobStore) -> None:
+        self._forwarder = forwarder
+        self._store = store
+        self._restarts = 0
+        self._ended_at = 0.0
+        self._thread = self._start()
+
+    def _start(self) -> threading.Thread:
+        name = f"forward-{self._forwarder.dest.name}"
+        thread = threading.Thread(target=self._forwarder.run, name=name, daemon=True)
+        thread.start()
+        self._started_at = time.monotonic()
+        return thread
+
+    def restart_if_ended(self, stop: threading.Event) -> None:
+        if self._thread.is_alive() or stop.is_set():
+            return
+        now = time.monotonic()
+        if not self._ended_at:
+            self._ended_at = now  # its exception was logged by the thread excepthook
+            if now - self._started_at > 60.0:
+                self._restarts = 0
+            log.warning("forwarder_thread_ended", destination=self._forwarder.dest.name)
+        if now - self._ended_at < min(10.0, 2.0**self._restarts):
+            return
+        self._restarts += 1
+        try:
+            self._store.recover_deliveries(self._forwarder.dest.name)
+        except Exception as exc:  # the database is still away: try again later
+            self._ended_at = now
+            log.warning("forwarder_recovery_failed", destination=self._forwarder.dest.name,
+                        exc_type=type(exc).__name__)
+            return
+        self._ended_at = 0.0
+        self._thread = self._start()
+
+    def join(self, timeout: float) -> None:
+        self._thread.join(timeout)
 
 
 def forwarder_main(settings: Settings, parent_pid: int) -> None:

@@ -59,6 +59,9 @@ class Finish:
     # A quarantine's stage and the tag paths its reason is about (never values).
     stage: str = ""
     paths: tuple[str, ...] = ()
+    # False for a retry caused by the node (full disk, database away), not by the job: the
+    # attempt its claim counted is given back (gateway.outcomes.NODE_CONDITIONS).
+    counted: bool = True
 
 
 @dataclass(frozen=True)
@@ -287,6 +290,13 @@ class JobStore:
                     update(Job).where(Job.id == bindparam("b_id")),
                     rows,
                 )
+            uncounted = [r.job_id for r in mine if not r.counted]
+            if uncounted:
+                conn.execute(
+                    update(Job)
+                    .where(Job.id.in_(uncounted), Job.attempts > 0)
+                    .values(attempts=Job.attempts - 1)
+                )
             ready = [r.job_id for r in mine if r.state is JobState.READY]
             if ready and destinations:
                 self._add_deliveries(conn, ready, destinations, now)
@@ -385,6 +395,23 @@ class JobStore:
                 .values(state=DeliveryState.PENDING, lease_until=None, next_attempt_at=now)
             ).rowcount
         return int(jobs or 0), int(deliveries or 0)
+
+    def recover_deliveries(self, destination: str) -> int:
+        """Deliveries of this node to ``destination`` that a forwarder thread which ended was
+        sending go back to pending (its replacement sends them again; a duplicate is
+        harmless, the same input giving the same SOP Instance UID)."""
+        now = self._now()
+        with self._session.begin() as s:
+            n = s.execute(  # type: ignore[attr-defined]
+                update(Delivery)
+                .where(
+                    Delivery.destination == destination,
+                    Delivery.state == DeliveryState.SENDING,
+                    Delivery.job_id.in_(select(Job.id).where(Job.node_id == self.node_id)),
+                )
+                .values(state=DeliveryState.PENDING, lease_until=None, next_attempt_at=now)
+            ).rowcount
+        return int(n or 0)
 
     # -- forwarders ----------------------------------------------------------------------
     def claim_deliveries(

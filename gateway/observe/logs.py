@@ -156,6 +156,43 @@ def order_keys(_logger: Any, _method: str, event_dict: EventDict) -> EventDict:
     return first
 
 
+class LineWriter:
+    """structlog logger that writes each line with one ``os.write`` on a raw descriptor.
+
+    The serve process, its workers, forwarder, scrubber and sink share one stderr. A buffered
+    stream writes a long line in pieces, and pieces of two processes interleave (lines holding
+    two objects). One ``write(2)`` per line does not: it is atomic on a file opened for
+    appending, and on a pipe for lines up to ``PIPE_BUF`` (4096 bytes). A write that fails
+    (a closed pipe, a full disk) drops the line: logging never breaks its caller.
+    """
+
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
+
+    def msg(self, message: str) -> None:
+        data = memoryview((message + "\n").encode("utf-8", "backslashreplace"))
+        try:
+            while data:  # a write cut short (by a signal) carries on with the rest
+                data = data[os.write(self._fd, data):]
+        except OSError:
+            return
+
+    log = debug = info = warning = warn = error = err = critical = exception = fatal = msg
+
+
+def _logger_factory(stream: TextIO | None) -> Any:
+    """One :class:`LineWriter` on stderr's descriptor; a given stream (tests), or a stderr
+    without a descriptor, is written through structlog's PrintLogger."""
+    if stream is None:
+        try:
+            fd = sys.stderr.fileno()
+        except (AttributeError, ValueError, OSError):
+            return structlog.PrintLoggerFactory(file=sys.stderr)
+        writer = LineWriter(fd)
+        return lambda *_args: writer
+    return structlog.PrintLoggerFactory(file=stream)
+
+
 def _renderer(settings: LogSettings) -> structlog.typing.Processor:
     if settings.format == "json":
         return structlog.processors.JSONRenderer(sort_keys=False)
@@ -203,7 +240,7 @@ def configure_logging(
     structlog.configure(
         processors=processors(settings, process),
         wrapper_class=structlog.make_filtering_bound_logger(level),
-        logger_factory=structlog.PrintLoggerFactory(file=stream or sys.stderr),
+        logger_factory=_logger_factory(stream),
         cache_logger_on_first_use=True,
     )
     _configure_stdlib(level)

@@ -55,7 +55,7 @@ DEIDENTIFY, VERIFY = "deidentify", "verify"
 DECISION_CLASSES = frozenset({"filter", "leak", "pseudonym"})
 KNOWN_REASON_CLASSES = (
     "filter", "leak", "pseudonym", "rule", "error", "decode", "encode", "missing", "spool",
-    "retries", "transient", "forward",
+    "retries", "transient", "forward", "disk_full", "storage_error", "database",
 )
 REJECT_REASONS = ("not_allowed", "too_many_associations", "other")
 REFUSE_REASONS = ("spool_full", "disk_full", "cannot_understand", "spool_write", "database",

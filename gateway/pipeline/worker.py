@@ -4,11 +4,19 @@ Processing is idempotent (DESIGN decision 3): a worker always starts from the re
 ``incoming/`` and writes its output to a temporary file that is renamed into ``outgoing/``, so a
 job re-run after a crash gives byte-identical output. A worker whose parent dies exits, and the
 lease of whatever it held expires and is claimed again.
+
+A full disk or an unreachable database is a condition of the node, not of an instance
+(:data:`gateway.outcomes.NODE_CONDITIONS`): a job that meets one goes back to the queue with its
+attempt given back and is never quarantined for it, and the worker that met it pauses before
+it claims again, longer while the condition lasts (:class:`NodeWait`), so that a full disk
+costs one batch per worker every few seconds, however many jobs wait. A worker that cannot
+reach the database waits too, and gives back the jobs it held once the database answers.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import signal
 import threading
@@ -25,7 +33,15 @@ from gateway.jobs.models import RULESET_MAX
 from gateway.jobs.states import JobState
 from gateway.jobs.store import ClaimedJob, Finish, JobStore
 from gateway.observe.logs import get_logger
-from gateway.pipeline.stage import Outcome, OutcomeKind, Stage, StageContext, observe_input
+from gateway.outcomes import DATABASE, NODE_CONDITIONS, backoff_delay, node_condition
+from gateway.pipeline.stage import (
+    Outcome,
+    OutcomeKind,
+    Stage,
+    StageContext,
+    StageServices,
+    observe_input,
+)
 from gateway.spool import Spool
 
 # Hook for observability: (event name, labels, value) -> None. Never given patient values.
@@ -49,6 +65,10 @@ def _ignore(_name: str, _labels: dict[str, str], _value: float) -> None:
 
 
 DEFER_SIZE = 16 * 1024 * 1024
+# Seconds before a job that met a node condition may be claimed again.
+NODE_RETRY_DELAY = 1.0
+# A worker's pause after meeting a node condition: 0.5 s, doubling up to this many seconds.
+NODE_WAIT_MAX = 10.0
 
 
 class SafeMessageError(Exception):
@@ -61,6 +81,23 @@ def describe_exception(stage: str, exc: BaseException) -> str:
     if isinstance(exc, SafeMessageError):
         return f"{stage}: {exc}"
     return f"{stage}: {type(exc).__name__}"
+
+
+def failure_outcome(stage: str, exc: BaseException) -> Outcome:
+    """What an exception at a step means: a node condition (full disk, database away) is
+    retried later without using up an attempt; anything else quarantines, recorded by the
+    exception's class."""
+    condition = node_condition(exc)
+    if condition is not None:
+        return Outcome.retry(f"{describe_exception(stage, exc)}{errno_suffix(exc)}", condition)
+    return Outcome.quarantine(describe_exception(stage, exc), "error")
+
+
+def errno_suffix(exc: BaseException) -> str:
+    """`` (ENOSPC)`` for an OSError that carries an errno (its symbolic name: never a value
+    of the instance), else ''."""
+    code = exc.errno if isinstance(exc, OSError) else None
+    return f" ({errno.errorcode.get(code, code)})" if code is not None else ""
 
 
 @dataclass(frozen=True)
@@ -81,7 +118,8 @@ def run_stages(
 
     The stages' ``observe_input`` hooks run first, unless ``observed`` is what they gave when
     run already (a worker runs them for every instance of its batch before processing any).
-    Each stage is timed and reported; an exception is reported by its class name only.
+    Each stage is timed and reported; an exception is reported by its class name only, and
+    quarantines unless it reports a node condition (:func:`failure_outcome`).
     """
     outcome, observer = observed or observe_input(stages, ds, ctx)
     if outcome.kind is not OutcomeKind.CONTINUE:
@@ -92,7 +130,7 @@ def run_stages(
         try:
             outcome = stage(ds, ctx)
         except Exception as exc:
-            outcome = Outcome.quarantine(describe_exception(stage.name, exc), "error")
+            outcome = failure_outcome(stage.name, exc)
         report(stage.name, outcome, time.perf_counter() - started)
         if outcome.kind is not OutcomeKind.CONTINUE:
             return Result(outcome, stage.name)
@@ -145,6 +183,8 @@ class JobRunner:
         self._worker = worker
         self._release = release
         self._destinations = [d.name for d in settings.destinations]
+        # The node condition (full disk, database away) the last batch met, if any.
+        self.condition: str | None = None
 
     def heartbeat(self) -> None:
         """The worker loop is alive (a live gauge per worker)."""
@@ -170,28 +210,38 @@ class JobRunner:
             self._flush_or_retry(jobs, done)
         results = [d.finish for d in done]
         applied = set(self._store.finish(self._owner, results, self._destinations))
+        self.condition = next((r.reason_class for r in results if not r.counted), None)
         for r in results:
-            if r.job_id not in applied:
-                continue
+            if r.job_id in applied:
+                self._move_files(r)
+        for d in done:
+            self._report(d, d.finish.job_id in applied)
+        return [_KIND[r.state] for r in results]
+
+    def _move_files(self, r: Finish) -> None:
+        """The files of a committed filter or quarantine outcome. The job's state is decided
+        already: files a full or failing disk kept in ``incoming/`` stay there, where the
+        operator commands find them too."""
+        try:
             if r.state is JobState.FILTERED:
                 self._spool.remove_job(r.job_id)
             elif r.state is JobState.QUARANTINED:
                 self._spool.to_quarantine(r.job_id)
-        for d in done:
-            self._report(d, d.finish.job_id in applied)
-        return [_KIND[r.state] for r in results]
+        except OSError as exc:
+            log.warning("spool_move_failed", job_id=r.job_id, state=r.state.value,
+                        exc_type=type(exc).__name__, errno=exc.errno)
 
     def _flush_or_retry(self, jobs: Sequence[ClaimedJob], done: list[_Processed]) -> None:
         assert self._flush is not None
         try:
             self._flush()  # pseudonym map rows are committed before any instance may leave
         except Exception as exc:
+            reason_class = node_condition(exc) or "transient"
+            outcome = Outcome.retry(describe_exception("pseudonyms", exc), reason_class)
             for job, d in zip(jobs, done, strict=True):
                 if d.finish.state is JobState.READY:
                     self._spool.remove_output(job.id)
-                    d.finish = self._retry(
-                        job, Outcome.retry(describe_exception("pseudonyms", exc)), "pseudonyms"
-                    )
+                    d.finish = self._retry(job, outcome, "pseudonyms")
                     d.stage = "pseudonyms"
 
     def process(self, job: ClaimedJob) -> Finish:
@@ -270,8 +320,11 @@ class JobRunner:
             try:
                 stages = self._release(job.release_profile, job.release_override)
             except Exception as exc:
-                failed = self._quarantine(describe_exception("release", exc), "release", job,
-                                          "release")
+                if node_condition(exc) is not None:  # the released rules live in the database
+                    failed = self._retry(job, failure_outcome("release", exc), "release")
+                else:
+                    failed = self._quarantine(describe_exception("release", exc), "release",
+                                              job, "release")
         track.stage("release", _as_outcome(failed), time.perf_counter() - started)
         return stages, failed
 
@@ -301,8 +354,10 @@ class JobRunner:
     def _write(self, job: ClaimedJob, ds: Dataset, ctx: StageContext) -> Finish:
         try:
             self._spool.write_output(job.id, lambda fh: write_dataset(ds, fh))
-        except OSError:
-            return self._retry(job, Outcome.retry("write: spool output failed", "spool"), "encode")
+        except OSError as exc:
+            reason = f"write: spool output failed{errno_suffix(exc)}"
+            return self._retry(job, Outcome.retry(reason, node_condition(exc) or "spool"),
+                               "encode")
         except Exception as exc:
             return self._quarantine(describe_exception("encode", exc), "encode", job, "encode")
         ruleset = ";".join(ctx.versions)[:RULESET_MAX] or None
@@ -315,6 +370,11 @@ class JobRunner:
                       paths=paths)
 
     def _retry(self, job: ClaimedJob, outcome: Outcome, stage: str) -> Finish:
+        if outcome.reason_class in NODE_CONDITIONS:
+            # The node's condition, not the job's: its attempt is given back; the worker
+            # pauses before claiming again (NodeWait), so the job's own delay stays short.
+            return Finish(job.id, JobState.RECEIVED, outcome.reason, outcome.reason_class,
+                          NODE_RETRY_DELAY, counted=False)
         if job.attempts >= self._settings.workers.max_attempts:
             reason = f"{outcome.reason} (after {job.attempts} attempts)"
             return self._quarantine(reason, outcome.reason_class or "retries", job, stage,
@@ -439,6 +499,52 @@ class LeaseKeeper:
         self._stop.set()
 
 
+class NodeWait:
+    """A worker's pauses while the node has a condition (:data:`NODE_CONDITIONS`): the spool's
+    disk is full or failing, or the database does not answer (stopped, restarting,
+    unreachable).
+
+    Each time the worker meets the condition it waits (0.5 s, doubling up to
+    :data:`NODE_WAIT_MAX`) before it claims again; it logs once when the condition starts and
+    once when it is over. The ids of a batch whose outcomes could not be committed are kept:
+    those jobs go back to the queue, their attempt untouched, before the next claim (they run
+    again from their original bytes; processing is idempotent).
+    """
+
+    def __init__(self, store: JobStore, owner: str) -> None:
+        self._store = store
+        self._owner = owner
+        self._condition: str | None = None
+        self._since = 0.0
+        self._tries = 0
+        self._held: list[str] = []
+
+    def wait(self, condition: str, stop: StopEvent, held: Sequence[str] = ()) -> None:
+        """The worker met ``condition``: remember ``held``, pause before claiming again."""
+        if self._condition is None:
+            self._since = time.monotonic()
+            log.warning("worker_waiting", condition=condition)
+        self._condition = condition
+        self._held.extend(held)
+        self._tries += 1
+        stop.wait(backoff_delay(self._tries, 0.5, NODE_WAIT_MAX))
+
+    def give_back(self) -> None:
+        """Return the held jobs to the queue (raises while the database is still away)."""
+        while self._held:
+            self._store.release(self._held[-1], self._owner, None, 0.0)
+            self._held.pop()
+
+    def over(self, condition: str | None = None) -> None:
+        """The condition is over (only if it is ``condition``, when given)."""
+        if self._condition is None or condition not in (None, self._condition):
+            return
+        log.info("worker_resumed", condition=self._condition,
+                 seconds=round(time.monotonic() - self._since, 1))
+        self._condition = None
+        self._tries = 0
+
+
 def worker_loop(
     runner: JobRunner,
     store: JobStore,
@@ -466,11 +572,18 @@ def _loop(
 ) -> None:
     ws = settings.workers
     idle = ws.poll_interval
+    waiting = NodeWait(store, owner)
     while not stop.is_set():
         if parent_pid is not None and os.getppid() != parent_pid:
             return
         runner.heartbeat()
-        jobs = store.claim(owner, ws.batch_size, ws.lease_seconds)
+        try:
+            waiting.give_back()
+            jobs = store.claim(owner, ws.batch_size, ws.lease_seconds)
+        except Exception as exc:
+            waiting.wait(_condition_of(exc), stop)
+            continue
+        waiting.over(DATABASE)  # it answered
         if not jobs:
             stop.wait(idle)
             idle = min(idle * 2, max(ws.poll_interval, 0.5))
@@ -481,8 +594,25 @@ def _loop(
                 store.release(job.id, owner, None, 0.0)
             return
         keeper.hold([j.id for j in jobs])
-        runner.run_batch(jobs)
-        keeper.hold([])
+        try:
+            runner.run_batch(jobs)
+        except Exception as exc:
+            waiting.wait(_condition_of(exc), stop, held=[j.id for j in jobs])
+            continue
+        finally:
+            keeper.hold([])
+        if runner.condition is not None:
+            waiting.wait(runner.condition, stop)
+        else:
+            waiting.over()
+
+
+def _condition_of(exc: Exception) -> str:
+    """The node condition an exception that escaped the loop reports; any other is raised."""
+    condition = node_condition(exc)
+    if condition is None:
+        raise exc
+    return condition
 
 
 def _set_parent_death_signal() -> None:
@@ -501,8 +631,6 @@ def worker_main(settings: Settings, index: int, parent_pid: int) -> None:
     No multiprocessing.Event is shared with the parent: setting one whose waiters were killed
     blocks for ever (its condition waits for every sleeper to acknowledge the wake-up), and a
     group SIGTERM kills the waiters first."""
-    from gateway.app import build_worker
-
     _set_parent_death_signal()
     with contextlib.suppress(OSError):
         os.nice(settings.workers.nice)  # the receiver, which a sender waits on, comes first
@@ -511,7 +639,10 @@ def worker_main(settings: Settings, index: int, parent_pid: int) -> None:
     signal.signal(signal.SIGTERM, lambda *_: local.set())
     owner = f"{settings.node_id}/w{index}/{os.getpid()}"
     try:
-        runner, store, services = build_worker(settings, owner, index)
+        built = _build_worker(settings, owner, index, local, parent_pid)
+        if built is None:
+            return
+        runner, store, services = built
         try:
             worker_loop(runner, store, settings, owner, local, parent_pid)
         finally:
@@ -522,3 +653,30 @@ def worker_main(settings: Settings, index: int, parent_pid: int) -> None:
         # multiprocessing would print the traceback, message included, to stderr.
         log.error("worker_failed", worker=index, exc_type=type(exc).__name__)
         raise SystemExit(1) from None
+
+
+def _build_worker(settings: Settings, owner: str, index: int, stop: StopEvent,
+                  parent_pid: int) -> tuple[JobRunner, JobStore, StageServices] | None:
+    """What the worker needs (:func:`gateway.app.build_worker`), built again after a pause
+    while a node condition prevents it (the pseudonym store checks the site secret against
+    the database): a worker started during a database outage waits instead of dying every
+    few seconds. None when told to stop meanwhile."""
+    from gateway.app import build_worker
+
+    tries = 0
+    while not stop.is_set() and os.getppid() == parent_pid:
+        try:
+            built = build_worker(settings, owner, index)
+        except Exception as exc:
+            condition = node_condition(exc)
+            if condition is None:
+                raise
+            if not tries:
+                log.warning("worker_waiting", condition=condition, step="start")
+            tries += 1
+            stop.wait(backoff_delay(tries, 0.5, NODE_WAIT_MAX))
+            continue
+        if tries:
+            log.info("worker_resumed", step="start", tries=tries)
+        return built
+    return None

@@ -1,7 +1,7 @@
 """Where the detector runs: one scrubber process for all workers, or inside the caller.
 
 The scrubber owns the model (and the GPU when there is one). Workers connect to a Unix socket
-in the spool folder and send small JSON requests; the frames themselves travel through
+in the runtime folder and send small JSON requests; the frames themselves travel through
 ``multiprocessing.shared_memory``: the worker writes its frames, already windowed to 8-bit
 grey, into a segment it creates, and the scrubber reads them from there. The scrubber collects
 frames from all connections for up to ``batch_wait_ms`` (or ``max_batch_frames``), runs them as
@@ -397,7 +397,7 @@ class Scrubber:
 
 
 def socket_path(settings: Settings) -> Path:
-    return settings.pixels.socket_path(settings.spool.root)
+    return settings.pixels.socket_path(settings.runtime_dir)
 
 
 def run_scrubber(settings: Settings) -> None:

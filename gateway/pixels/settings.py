@@ -84,7 +84,7 @@ class PixelServiceSettings(_Section):
     """Where the detector runs: one scrubber process for all workers, or in each process."""
 
     mode: Literal["scrubber", "inprocess"] = "scrubber"
-    socket: Path | None = None  # None: <spool.root>/pixels.sock
+    socket: Path | None = None  # None: <runtime folder>/pixels.sock
     timeout_seconds: float = Field(default=60.0, gt=0)
     # What an instance gets when the scrubber is down or too slow. Never "pass".
     on_unavailable: Literal["retry", "quarantine"] = "retry"
@@ -122,5 +122,5 @@ class PixelSettings(_Section):
     def signatures_path(self) -> Path:
         return self.signatures_dir or shipped("rules") / "pixels"
 
-    def socket_path(self, spool_root: Path) -> Path:
-        return self.service.socket or spool_root / "pixels.sock"
+    def socket_path(self, runtime_dir: Path) -> Path:
+        return self.service.socket or runtime_dir / "pixels.sock"

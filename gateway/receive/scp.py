@@ -4,7 +4,8 @@ pynetdicom is run with ``STORE_RECV_CHUNKED_DATASET`` so that every P-DATA fragm
 straight to a file in the spool's ``tmp/`` folder as it arrives: a multi-GB whole-slide image is
 never held in memory, and the pixel data is never decoded or re-encoded. The handler then
 fsyncs that file, renames it into ``incoming/``, fsyncs the folder, commits the job row and
-answers 0x0000. Any failure on that path, or a spool above its limit, answers 0xA700 (Refused:
+answers 0x0000. Any failure on that path (a full disk while the data set streamed in included,
+see :mod:`gateway.receive.streamfile`), or a spool above its limit, answers 0xA700 (Refused:
 Out of Resources, PS3.4 B.2.3) so that the sender keeps the image and retries (DESIGN decision 1).
 """
 
@@ -31,8 +32,14 @@ from pynetdicom.transport import ThreadedAssociationServer
 from gateway.config import ReceiverSettings, SpoolSettings
 from gateway.jobs.store import JobStore, NewJob
 from gateway.observe.logs import get_logger
-from gateway.outcomes import STATUS_CANNOT_UNDERSTAND, STATUS_OUT_OF_RESOURCES, STATUS_SUCCESS
-from gateway.receive import allowlist, negotiation
+from gateway.outcomes import (
+    DISK_FULL,
+    STATUS_CANNOT_UNDERSTAND,
+    STATUS_OUT_OF_RESOURCES,
+    STATUS_SUCCESS,
+    errno_condition,
+)
+from gateway.receive import allowlist, negotiation, streamfile
 from gateway.spool import Spool
 
 UNDEFINED_LENGTH = 0xFFFFFFFF
@@ -172,18 +179,26 @@ class StoreHandler:
         refused = "shutting_down" if self.draining.is_set() else self._budget.refuse_reason()
         if refused is not None:
             return self._refuse(calling, refused, STATUS_OUT_OF_RESOURCES)
+        failed = streamfile.write_error(event.request)
+        if failed is not None:  # the data set could not be written to the spool as it came
+            return self._refuse(calling, _write_reason(failed), STATUS_OUT_OF_RESOURCES)
         path = Path(event.dataset_path)
         try:
             facts = read_header_facts(path)
-        except (InvalidDicomError, EOFError, ValueError, KeyError, TypeError, OSError,
-                zlib.error):
+            size = path.stat().st_size
+        except OSError as err:
+            if err.errno is not None:  # our file, not the data set: the sender may retry
+                return self._refuse(calling, _write_reason(err.errno),
+                                    STATUS_OUT_OF_RESOURCES)
+            return self._refuse(calling, "cannot_understand", STATUS_CANNOT_UNDERSTAND)
+        except (InvalidDicomError, EOFError, ValueError, KeyError, TypeError, zlib.error):
             return self._refuse(calling, "cannot_understand", STATUS_CANNOT_UNDERSTAND)
         job_id = uuid.uuid4().hex
-        size = path.stat().st_size
         try:
             final = self._spool.commit_incoming(path, job_id)
-        except OSError:
-            return self._refuse(calling, "spool_write", STATUS_OUT_OF_RESOURCES)
+        except OSError as err:
+            self._spool.incoming_path(job_id).unlink(missing_ok=True)  # renamed, not durable
+            return self._refuse(calling, _write_reason(err.errno), STATUS_OUT_OF_RESOURCES)
         try:
             self._store.add_received(
                 NewJob(
@@ -220,6 +235,12 @@ class StoreHandler:
                                 "modality": modality}, seconds)
         log.info("stored", job_id=job_id, calling_ae=calling, modality=modality,
                  bytes=size, duration_ms=round(seconds * 1000, 2))
+
+
+def _write_reason(code: int | None) -> str:
+    """The refusal reason of a failed spool write (its errno): a full disk or quota
+    (``disk_full``), else ``spool_write``."""
+    return DISK_FULL if code is not None and errno_condition(code) == DISK_FULL else "spool_write"
 
 
 def _on_requested(allowed: tuple[Any, ...], observe: Observer) -> Callable[[Any], None]:

@@ -200,9 +200,10 @@ def test_published_health_round_trips_down_since(spool: Spool) -> None:
     """The forwarder process publishes down_since, which /readyz's grace is measured from."""
     from gateway.forward.process import health_path, read_health
 
-    health_path(spool).parent.mkdir(parents=True, exist_ok=True)
-    health_path(spool).write_text(json.dumps({"research": {
+    runtime = spool.root / "run"  # the runtime folder (its own file system in a gateway)
+    health_path(runtime).parent.mkdir(parents=True, exist_ok=True)
+    health_path(runtime).write_text(json.dumps({"research": {
         "up": False, "last_contact": NOW - 50, "consecutive_failures": 3,
         "down_since": NOW - 20, "extra": {}, "updated": NOW}}))
-    h = read_health(spool)["research"]
+    h = read_health(runtime)["research"]
     assert (h.up, h.consecutive_failures, h.down_since) == (False, 3, NOW - 20)
