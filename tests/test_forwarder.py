@@ -26,6 +26,8 @@ from pynetdicom import AE, _config, evt
 from gateway.app import configure_pynetdicom
 from gateway.config import DestinationSettings
 from gateway.db import make_engine, upgrade
+from gateway.forward.association import associate
+from gateway.forward.association import supported as association_supported
 from gateway.forward.scu import Forwarder
 from gateway.jobs.states import JobState
 from gateway.jobs.store import JobStore, NewJob
@@ -250,3 +252,106 @@ def test_unreachable_destination_costs_no_attempts(rig: Rig) -> None:
     info = rig.store.get(job)
     assert info is not None and info.state == JobState.READY
     assert info.deliveries[0][2] == 0  # attempts
+
+
+# -- pynetdicom#875: the requestor's reactor and the response send_c_store waits for ---------
+class LateWakingCheckpoint(threading.Event):
+    """A reactor checkpoint whose ``wait()`` returns ``delay`` seconds late, ``_is_paused``
+    still True: a reactor preempted just after it woke (a GIL switch, in production)."""
+
+    def __init__(self, delay: float) -> None:
+        super().__init__()
+        self.set()
+        self._delay = delay
+
+    def wait(self, timeout: float | None = None) -> bool:
+        woke = super().wait(timeout)
+        time.sleep(self._delay)
+        return woke
+
+
+def _race_window(assoc: Any) -> Any:
+    """Widen both halves of the #875 window on an established association: its reactor wakes
+    30 ms late, and the sender reaches ``get_msg()`` 60 ms after sending (a sender preempted
+    after it sent; the response is in the queue by then). pynetdicom's reactor takes the
+    response in between on nearly every C-STORE."""
+    if assoc.is_established:
+        assoc._reactor_checkpoint = LateWakingCheckpoint(0.03)  # read anew every round
+        send = assoc.dimse.send_msg
+
+        def late_sender(*args: Any) -> None:
+            send(*args)
+            time.sleep(0.06)
+
+        assoc.dimse.send_msg = late_sender
+    return assoc
+
+
+def _store_ae(timeout: float) -> AE:
+    ae = AE(ae_title="GW")
+    ae.add_requested_context(dicomgen.CT_IMAGE, ExplicitVRLittleEndian)
+    ae.dimse_timeout = timeout
+    return ae
+
+
+def test_stock_reactor_takes_the_response_in_the_race_window(
+    rig: Rig, caplog: pytest.LogCaptureFixture
+) -> None:
+    """With the window widened, pynetdicom's own association loses a C-STORE response to its
+    reactor (#875; when this fails, upstream has fixed it and RequestorAssociation can go)."""
+    pacs = FakePacs(free_port(), [ExplicitVRLittleEndian]).start()
+    try:
+        paths = [rig.spool.outgoing_path(rig.ready_job(n=i)) for i in range(5)]
+        assoc = _race_window(_store_ae(1.0).associate("127.0.0.1", pacs.port,
+                                                      ae_title="FAKEPACS"))
+        with caplog.at_level("WARNING", logger="pynetdicom"):
+            answered = [bool(assoc.send_c_store(p)) for p in paths if assoc.is_established]
+        assert False in answered
+        assert "Received unexpected C-STORE service message" in caplog.messages
+        assert "DIMSE timeout reached while waiting for message response" in caplog.messages
+    finally:
+        pacs.stop()
+
+
+def test_requestor_association_keeps_every_response_in_the_race_window(rig: Rig) -> None:
+    """Under the same injection RequestorAssociation gets all 20 responses on one association,
+    none of them after a DIMSE timeout."""
+    pacs = FakePacs(free_port(), [ExplicitVRLittleEndian]).start()
+    try:
+        paths = [rig.spool.outgoing_path(rig.ready_job(n=i)) for i in range(20)]
+        assoc = _race_window(associate(_store_ae(2.0), "127.0.0.1", pacs.port, "FAKEPACS"))
+        started = time.monotonic()
+        statuses = [assoc.send_c_store(p).get("Status") for p in paths]
+        elapsed = time.monotonic() - started
+        assoc.release()
+        assert statuses == [0] * 20 and assoc.response_timeouts == 0
+        assert elapsed < 20 * 0.1 + 1.0 and pacs.associations == 1
+    finally:
+        pacs.stop()
+
+
+def test_forwarder_sends_a_batch_on_one_association_in_the_race_window(rig: Rig) -> None:
+    """The forwarder's own associations keep every response under the injection: 20
+    instances, one association, no DIMSE timeout."""
+    pacs = FakePacs(free_port(), [ExplicitVRLittleEndian]).start()
+    events: list[str] = []
+    try:
+        jobs = [rig.ready_job(n=i) for i in range(20)]
+        dest = DestinationSettings(name="pacs", ae_title="FAKEPACS", host="127.0.0.1",
+                                   port=pacs.port)
+        sent: list[str] = []
+        fwd = Forwarder(dest, rig.store, rig.spool, threading.Event(), sent.extend,
+                        observe=lambda name, _labels, _value: events.append(name),
+                        connect=lambda *a: _race_window(associate(*a)))
+        started = time.monotonic()
+        _drain(fwd, rig)
+        assert sorted(sent) == sorted(jobs) and time.monotonic() - started < 20 * 0.1 + 5
+        assert pacs.associations == 1 and "destination_down" not in events
+    finally:
+        pacs.stop()
+
+
+def test_requestor_association_is_written_for_the_installed_pynetdicom() -> None:
+    """RequestorAssociation copies pynetdicom 3.0's reactor: another version must be compared
+    with it (and the copy dropped if #875 is fixed there) before it is trusted."""
+    assert association_supported()

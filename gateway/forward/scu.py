@@ -8,6 +8,9 @@ the fallback, the instance is decompressed (inflated, or re-encoded from big end
 in Explicit VR Little Endian. Files are sent without being
 decoded (``STORE_SEND_CHUNKED_DATASET``) whenever the exact context was accepted.
 
+Associations are :class:`~gateway.forward.association.RequestorAssociation`, whose reactor
+cannot take the C-STORE response that the forwarder waits for (pynetdicom#875).
+
 Outages: when the destination cannot be reached, the forwarder backs off as a whole and the
 instances' own attempt counts do not grow, so a PACS down for a weekend quarantines nothing.
 An instance's attempts count only responses about that instance (DESIGN decision 8).
@@ -34,10 +37,10 @@ from pydicom.uid import (
     ImplicitVRLittleEndian,
 )
 from pynetdicom import AE
-from pynetdicom.association import Association
 
 from gateway.byteorder import to_little_endian
 from gateway.config import DestinationSettings
+from gateway.forward.association import RequestorAssociation, associate
 from gateway.jobs.store import ClaimedDelivery, JobStore
 from gateway.observe.logs import get_logger
 from gateway.outcomes import Next, backoff_delay, classify_store_status
@@ -45,6 +48,9 @@ from gateway.spool import Spool
 
 # Hook for observability: (event name, labels, value) -> None. Never given patient values.
 Observer = Callable[[str, dict[str, str], float], None]
+# Opens an association: (AE with its requested contexts, host, port, called AE title, maximum
+# PDU size we receive) -> an association, established or not (gateway.forward.association).
+Connect = Callable[[AE, str, int, str, int], RequestorAssociation]
 log = get_logger("gateway.forward")
 MAX_CONTEXTS = 128
 UNCOMPRESSED = (ExplicitVRLittleEndian, ImplicitVRLittleEndian)
@@ -109,6 +115,7 @@ class Forwarder:
         lease_seconds: float = 600.0,
         poll_interval: float = 0.05,
         rng: random.Random | None = None,
+        connect: Connect = associate,
     ) -> None:
         self.dest = dest
         self._store = store
@@ -119,13 +126,14 @@ class Forwarder:
         self._lease = lease_seconds
         self._poll = poll_interval
         self._rng = rng or random.Random()
-        self._assoc: Association | None = None
+        self._connect = connect
+        self._assoc: RequestorAssociation | None = None
         self._pairs: list[tuple[UID, UID]] = []
         self._last_work = time.monotonic()
         self.health = DestinationHealth()
 
     # -- association -----------------------------------------------------------------------
-    def _associate(self, needed: Sequence[tuple[UID, UID]]) -> Association:
+    def _associate(self, needed: Sequence[tuple[UID, UID]]) -> RequestorAssociation:
         pairs = list(dict.fromkeys([*self._pairs, *needed]))
         if len(contexts_for(pairs)) >= MAX_CONTEXTS:
             pairs = list(dict.fromkeys(needed))
@@ -137,7 +145,9 @@ class Forwarder:
         ae.maximum_pdu_size = self.dest.maximum_pdu_size
         for sop, tss in contexts_for(pairs):
             ae.add_requested_context(sop, tss)
-        assoc = ae.associate(self.dest.host, self.dest.port, ae_title=self.dest.ae_title)
+        assoc = self._connect(
+            ae, self.dest.host, self.dest.port, self.dest.ae_title, self.dest.maximum_pdu_size
+        )
         if not assoc.is_established:
             raise AssociationLost("association not established")
         self._assoc = assoc
