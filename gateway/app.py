@@ -17,7 +17,6 @@ import fcntl
 import multiprocessing as mp
 import os
 import signal
-import sys
 import tempfile
 import threading
 import time
@@ -65,7 +64,6 @@ def configure_pynetdicom(tmpdir: Path) -> None:
     from pynetdicom import _config
 
     flowcontrol.install()
-    sys.setswitchinterval(0.0005)
     tempfile.tempdir = str(tmpdir)  # received streams land in the spool's file system
     _config.STORE_RECV_CHUNKED_DATASET = True
     _config.STORE_SEND_CHUNKED_DATASET = True
