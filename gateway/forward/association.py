@@ -32,7 +32,7 @@ from pynetdicom._globals import DEFAULT_MAX_LENGTH, MODE_REQUESTOR
 from pynetdicom.association import Association
 from pynetdicom.transport import AddressInformation
 
-# The versions whose reactor this class copies (the fix changes three lines of it).
+# The versions whose reactor this class copies (the fix adds two lines to it).
 WRITTEN_FOR = ("3.0.",)
 LOGGER = pynetdicom.association.LOGGER
 
