@@ -18,7 +18,6 @@ import multiprocessing as mp
 import os
 import shutil
 import signal
-import sys
 import threading
 import time
 from multiprocessing.process import BaseProcess
@@ -66,7 +65,6 @@ def configure_pynetdicom(tmpdir: Path) -> None:
     from pynetdicom import _config
 
     flowcontrol.install()
-    sys.setswitchinterval(0.0005)
     streamfile.install(tmpdir)  # received streams land in the spool; a full disk: 0xA700
     _config.STORE_RECV_CHUNKED_DATASET = True
     _config.STORE_SEND_CHUNKED_DATASET = True

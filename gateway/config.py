@@ -161,6 +161,13 @@ class DestinationSettings(_Model):
     idle_release_seconds: float = Field(default=5.0, ge=0)
     batch_size: int = Field(default=64, ge=1, le=10000)
     network_timeout: float = Field(default=60.0, gt=0)
+    # DIMSE timeout: a C-STORE (or C-ECHO) response not here this many seconds after the
+    # request was sent aborts the association; the instance is sent again at once on a new one
+    # (see gateway/forward/scu.py for when that counts as one of its attempts).
+    response_timeout_seconds: float = Field(default=30.0, gt=0)
+    # While the destination cannot be reached, a C-ECHO probes it this often; delivery resumes
+    # as soon as one succeeds (independent of the back-off of single instances).
+    probe_interval_seconds: float = Field(default=10.0, gt=0, le=15)
     maximum_pdu_size: int = Field(default=262144, ge=4096, le=16 * 1024 * 1024)
 
     _ae = field_validator("ae_title", "calling_ae_title")(_check_ae_title)

@@ -77,7 +77,8 @@ def _blocking_acceptor_reactor(self: Any) -> None:  # pragma: no cover - runs in
     if self.is_requestor:
         # A requestor's own thread sends and waits for responses, pausing this reactor for
         # each operation; a reactor blocked in get() would delay that pause, or take the
-        # response. Requestors keep pynetdicom's reactor.
+        # response. Requestors keep pynetdicom's reactor (the forwarder's own associations
+        # override it: gateway/forward/association.py).
         _original_reactor(self)
         return
     self._is_paused = False

@@ -80,3 +80,14 @@ def test_unknown_stage_is_named() -> None:
     """A misspelt pipeline stage is refused at load time, with the known ones listed."""
     with pytest.raises(ConfigError, match=r"pipeline\.stages.*deidentfy"):
         parse_settings({"pipeline": {"stages": ["deidentfy"]}})
+
+
+def test_destination_timeouts_default_and_probe_interval_is_bounded() -> None:
+    """A destination's response timeout defaults to 30 s and its probe interval to 10 s; a
+    probe interval over 15 s is refused with the key named."""
+    dest = {"name": "pacs", "ae_title": "PACS", "host": "127.0.0.1", "port": 104}
+    [d] = parse_settings({"destinations": [dest]}).destinations
+    assert (d.response_timeout_seconds, d.probe_interval_seconds) == (30.0, 10.0)
+    assert d.response_timeout_seconds < d.network_timeout
+    with pytest.raises(ConfigError, match=r"destinations\.0\.probe_interval_seconds"):
+        parse_settings({"destinations": [{**dest, "probe_interval_seconds": 20}]})

@@ -517,6 +517,25 @@ class JobStore:
                 d.attempts = max(0, d.attempts - 1)
                 d.next_attempt_at = now
 
+    def deliveries_due_now(self, destination: str) -> int:
+        """Make this node's pending deliveries to ``destination`` due now (the destination is
+        back after an outage: back-offs chosen while it was down are stale); returns how many
+        were waiting."""
+        now = self._now()
+        jobs = select(Job.id).where(Job.node_id == self.node_id, Job.state == JobState.READY)
+        with self._session.begin() as s:
+            count = s.execute(  # type: ignore[attr-defined]
+                update(Delivery)
+                .where(
+                    Delivery.destination == destination,
+                    Delivery.state == DeliveryState.PENDING,
+                    Delivery.next_attempt_at > now,
+                    Delivery.job_id.in_(jobs.scalar_subquery()),
+                )
+                .values(next_attempt_at=now)
+            ).rowcount
+        return int(count or 0)
+
     def delivery_failed(self, delivery_id: int, error: str, status: int | None) -> str | None:
         """A permanent failure: the delivery fails and its job goes to quarantine."""
         now = self._now()

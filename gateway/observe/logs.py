@@ -5,7 +5,8 @@ process, by :func:`configure_logging`:
 
 1. Records of the standard ``logging`` module, which is what pydicom, pynetdicom and SQLAlchemy
    use, keep only their logger name and level (:class:`LibraryRecordHandler`): their messages
-   can echo element values ("Invalid value for VR DA: '<the value>'").
+   can echo element values ("Invalid value for VR DA: '<the value>'"). The exceptions are the
+   vetted pynetdicom/pydicom messages of :mod:`gateway.observe.library_messages`.
 2. Exceptions are reduced to their class name wherever they could be printed: the ``exc_info``
    of a log call and any logged value that is an exception (:func:`redact_exceptions`),
    uncaught exceptions of threads and of the process (excepthooks), and Python warnings, which
@@ -18,6 +19,7 @@ pynetdicom's switches that log request identifiers are turned off as well.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
@@ -30,6 +32,7 @@ from typing import Any, TextIO
 import structlog
 
 from gateway.config import LogSettings
+from gateway.observe.library_messages import is_kept
 
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING,
            "error": logging.ERROR}
@@ -68,9 +71,14 @@ def redact_exceptions(_logger: Any, _method: str, event_dict: EventDict) -> Even
 
 
 def reduce_record(record: logging.LogRecord) -> dict[str, Any]:
-    """The only fields of a standard-library record that may be logged: no message, no args,
-    no traceback text."""
+    """The only fields of a standard-library record that may be logged: no args, no traceback
+    text, and no message unless it is one of the vetted forms of
+    :mod:`gateway.observe.library_messages` (which carry no data-set value)."""
     out: dict[str, Any] = {"logger": record.name, "library_level": record.levelname.lower()}
+    with contextlib.suppress(Exception):  # a message that cannot be formatted is not kept
+        message = record.getMessage()
+        if is_kept(record.name, message):
+            out["message"] = message
     if record.exc_info and record.exc_info[0] is not None:
         out["exc_type"] = exception_name(record.exc_info[0])
     return out

@@ -304,6 +304,16 @@ class GatewayMetrics:
         self.destination_outages = counter("destination_outages",
                                            "Times a destination could not be reached.",
                                            ["destination"])
+        self.response_timeouts = counter(
+            "forward_response_timeouts",
+            "C-STOREs with no response within the destination's response timeout.",
+            ["destination"])
+        self.destination_probes = counter("destination_probes",
+                                          "C-ECHO probes of a destination that was down.",
+                                          ["destination"])
+        self.destination_probe_failures = counter("destination_probe_failures",
+                                                  "Probes the destination did not answer.",
+                                                  ["destination"])
         self.end_to_end = histogram("end_to_end_seconds",
                                     "From receipt to the destination's confirmation.",
                                     END_TO_END_BUCKETS, ["destination"])
@@ -334,6 +344,9 @@ class GatewayMetrics:
             "forward_failed": self._on_forward_failed,
             "forward_retry": self._on_forward_retry,
             "destination_down": self._on_destination_down,
+            "response_timeout": self._on_response_timeout,
+            "destination_probe": self._on_destination_probe,
+            "destination_probe_failed": self._on_destination_probe_failed,
             "end_to_end": self._on_end_to_end,
         }
 
@@ -364,7 +377,9 @@ class GatewayMetrics:
             self.job_retries.labels(cls)
         for dest in destinations:
             for metric in (self.forwarded_bytes, self.forward_retries, self.forward_failures,
-                           self.destination_outages, self.end_to_end):
+                           self.destination_outages, self.response_timeouts,
+                           self.destination_probes, self.destination_probe_failures,
+                           self.end_to_end):
                 metric.labels(dest)
 
     # -- event handlers ------------------------------------------------------------------
@@ -432,6 +447,15 @@ class GatewayMetrics:
 
     def _on_destination_down(self, labels: Mapping[str, str], _value: float) -> None:
         self.destination_outages.labels(token_label(labels.get("destination"))).inc()
+
+    def _on_response_timeout(self, labels: Mapping[str, str], _value: float) -> None:
+        self.response_timeouts.labels(token_label(labels.get("destination"))).inc()
+
+    def _on_destination_probe(self, labels: Mapping[str, str], _value: float) -> None:
+        self.destination_probes.labels(token_label(labels.get("destination"))).inc()
+
+    def _on_destination_probe_failed(self, labels: Mapping[str, str], _value: float) -> None:
+        self.destination_probe_failures.labels(token_label(labels.get("destination"))).inc()
 
     def _on_end_to_end(self, labels: Mapping[str, str], value: float) -> None:
         self.end_to_end.labels(token_label(labels.get("destination"))).observe(max(0.0, value))

@@ -120,6 +120,19 @@ def test_forward_events(metrics: GatewayMetrics, reg: CollectorRegistry) -> None
     assert value(reg, "deid_instances_failed_total", stage="forward") == 1
 
 
+def test_probe_and_response_timeout_events(metrics: GatewayMetrics, reg: CollectorRegistry) -> None:
+    """Probes, failed probes and missing C-STORE responses are counted per destination only."""
+    dest = {"destination": "research"}
+    for event in ("destination_probe", "destination_probe", "destination_probe_failed",
+                  "response_timeout"):
+        metrics.observe(event, dest, 1)
+    metrics.observe("destination_probe", {"destination": "Doe, John 1.2.3"}, 1)
+    assert value(reg, "deid_destination_probes_total", destination="research") == 2
+    assert value(reg, "deid_destination_probe_failures_total", destination="research") == 1
+    assert value(reg, "deid_forward_response_timeouts_total", destination="research") == 1
+    assert value(reg, "deid_destination_probes_total", destination="other") == 1
+
+
 def test_association_rejections_have_bounded_reasons(
     metrics: GatewayMetrics, reg: CollectorRegistry
 ) -> None:
